@@ -1,0 +1,180 @@
+"""Command line: `python -m benchmark <command>`. A UsageError becomes one line and exit 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmark.errors import UsageError
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run strategies through the active-learning schedule")
+    p.add_argument("--strategy", default="all", help="all, or NAME[,NAME] (see `list`)")
+    p.add_argument("--model", default="deeplabv3plus", help="deeplabv3plus, fpn or all")
+    p.add_argument("--dataset", default="synthetic",
+                   help="synthetic (embedded default), cityscapes, camvid, ade20k or voc2012")
+    p.add_argument("--data-root", default=None, help="the dataset's folder in its native layout")
+    p.add_argument("--preset", default=None,
+                   help="settings preset: a dataset name (default: --dataset) or a config .py path")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's)")
+    p.add_argument("--cycles", type=int, default=None, help="training cycles per run")
+    p.add_argument("--pixels-per-image", type=int, default=None, help="clicks per image per cycle")
+    p.add_argument("--mc-samples", type=int, default=None, help="MC dropout samples m")
+    p.add_argument("--train-iters", type=int, default=None, help="training iterations per cycle")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--amp", action="store_true", help="mixed precision training (CUDA)")
+    p.add_argument("--retrain", choices=["scratch", "finetune"], default="scratch")
+    p.add_argument("--oracle", choices=["ground-truth", "file"], default="ground-truth",
+                   help="file: stop after each selection for an annotator (export-queries/import-labels)")
+    p.add_argument("--pretrained", default=None, help="local backbone checkpoint (.pth)")
+    p.add_argument("--map-images", type=int, default=None,
+                   help="validation images whose uncertainty maps are saved each cycle")
+    p.add_argument("--no-supervised", dest="supervised", action="store_false",
+                   help="skip the fully supervised reference run")
+    p.add_argument("--out", default="results", help="output folder")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue runs found in --out")
+    mode.add_argument("--overwrite", action="store_true", help="recompute runs found in --out")
+
+
+def cmd_run(args, console) -> int:
+    from benchmark.experiment import execute
+    from benchmark.plan import check_existing, make_plan
+
+    runs = make_plan(args)
+    check_existing(runs, args.resume, args.overwrite)
+    return execute(runs, args.overwrite, console)
+
+
+def cmd_list(args, console) -> int:
+    from rich.table import Table
+
+    from strategies import describe_strategies, load_entry_points
+
+    load_entry_points()
+    table = Table(title="Registered acquisition strategies")
+    for column in ("name", "description", "package"):
+        table.add_column(column)
+    for name, description, package in describe_strategies():
+        table.add_row(name, description, package)
+    console.print(table)
+    return 0
+
+
+def cmd_leaderboard(args, console) -> int:
+    from pathlib import Path
+
+    from benchmark.leaderboard import print_leaderboard, rebuild_leaderboard
+    from benchmark.records import write_tables
+
+    if (Path(args.results) / "runs").is_dir():
+        write_tables(Path(args.results))
+    print_leaderboard(rebuild_leaderboard(Path(args.results)), console)
+    return 0
+
+
+def cmd_plot(args, console) -> int:
+    from pathlib import Path
+
+    from benchmark.figures import make_figures
+
+    for path in make_figures(Path(args.results), cycle=args.cycle):
+        console.print(str(path))
+    return 0
+
+
+def cmd_export(args, console) -> int:
+    from pathlib import Path
+
+    from benchmark.queries import export_queries
+
+    path = export_queries(Path(args.results), args.run, args.cycle,
+                          Path(args.out) if args.out else None)
+    console.print(f"queries written to {path}")
+    return 0
+
+
+def cmd_import(args, console) -> int:
+    from pathlib import Path
+
+    from benchmark.queries import import_labels
+
+    count = import_labels(Path(args.results), args.run, Path(args.file))
+    console.print(f"{count} labels imported into run {args.run}; continue with `run --resume`")
+    return 0
+
+
+def cmd_datasets_check(args, console) -> int:
+    from benchmark.data import get_dataset
+    from benchmark.data.check import print_report
+
+    report = get_dataset(args.dataset).check(args.data_root, max_label_files=args.max_label_files)
+    print_report(report, console)
+    return 0
+
+
+def cmd_perf(args, console) -> int:
+    from benchmark.perf.suite import main as perf_main
+
+    return perf_main(args.perf_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    sub.add_parser("list", help="list the registered strategies").set_defaults(func=cmd_list)
+    p = sub.add_parser("leaderboard", help="rebuild and print the leaderboard")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=cmd_leaderboard)
+    p = sub.add_parser("plot", help="write figures under RESULTS/figures")
+    p.add_argument("--results", default="results")
+    p.add_argument("--cycle", type=int, default=None, help="cycle of the uncertainty maps")
+    p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("export-queries", help="write a run's requested pixels for an annotator")
+    p.add_argument("--results", default="results")
+    p.add_argument("--run", required=True)
+    p.add_argument("--cycle", type=int, required=True)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import-labels", help="read an annotator's answers into a run")
+    p.add_argument("--results", default="results")
+    p.add_argument("--run", required=True)
+    p.add_argument("--file", required=True)
+    p.set_defaults(func=cmd_import)
+    datasets = sub.add_parser("datasets", help="dataset tools").add_subparsers(dest="action", required=True)
+    p = datasets.add_parser("check", help="verify a dataset's native layout and summarise it")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--max-label-files", type=int, default=None,
+                   help="read at most this many label files per split for the histogram")
+    p.set_defaults(func=cmd_datasets_check)
+    p = sub.add_parser("perf", help="performance suite (see benchmark/perf)")
+    p.add_argument("perf_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_perf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        args.func = cmd_run
+    console = Console()
+    try:
+        return args.func(args, console)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except LookupError as err:  # strategies.UnknownStrategyError and friends carry a full message
+        if type(err).__name__ != "UnknownStrategyError":
+            raise
+        err = err.args[0] if err.args else err
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: completed cycles are saved; continue with --resume", file=sys.stderr)
+        return 130

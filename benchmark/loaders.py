@@ -1,0 +1,146 @@
+"""mmseg datasets and dataloaders for one run: the training pool, sparse-label training, validation.
+
+All images and ground truth go through mmseg's own dataset classes and transforms; the only piece
+of ours is ``LoadSparseLabels``, which turns the label store's clicks into a ground-truth map that
+is 255 (ignored by the loss) everywhere but at the labelled pixels.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import torch
+from mmcv.transforms import BaseTransform
+from mmengine.dataset import InfiniteSampler, pseudo_collate
+from mmseg.registry import DATASETS, TRANSFORMS
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from benchmark.labels import IGNORE_INDEX, ImageShape, LabelStore, PENDING
+
+
+@TRANSFORMS.register_module()
+class LoadSparseLabels(BaseTransform):
+    """Ground truth from clicks: ``results['clicks'] = (ys, xs, labels)``, 255 elsewhere."""
+
+    def transform(self, results: dict) -> dict:
+        height, width = results["ori_shape"][:2]
+        gt = np.full((height, width), IGNORE_INDEX, dtype=np.uint8)
+        ys, xs, labels = results["clicks"]
+        gt[ys, xs] = labels
+        results["gt_seg_map"] = gt
+        results.setdefault("seg_fields", []).append("gt_seg_map")
+        return results
+
+
+def build_pipeline(steps: list[dict]):
+    transforms = [TRANSFORMS.build(copy.deepcopy(step)) for step in steps]
+
+    def apply(results):
+        for transform in transforms:
+            results = transform(results)
+            if results is None:
+                return None
+        return results
+
+    return apply
+
+
+class ItemDataset(Dataset):
+    """A fixed list of mmseg data-info dicts run through a pipeline (one item per image)."""
+
+    def __init__(self, items: list[dict], pipeline: list[dict], metainfo: dict):
+        self.items = items
+        self.pipeline = build_pipeline(pipeline)
+        self.metainfo = metainfo
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        return self.pipeline(copy.deepcopy(self.items[index]))
+
+
+class RunData:
+    """The datasets of one run, built once from a dataset spec, a data root and a preset."""
+
+    def __init__(self, spec, data_root: str, preset):
+        self.spec = spec
+        self.preset = preset
+        self.classes = tuple(spec.classes)
+        self.metainfo = dict(classes=self.classes, palette=[list(p) for p in spec.palette])
+        self.train = DATASETS.build({**spec.dataset_cfg(data_root, "train"), "pipeline": [],
+                                     "serialize_data": False})
+        self.val = DATASETS.build({**spec.dataset_cfg(data_root, "val"), "pipeline": [],
+                                   "serialize_data": False})
+        self.pool_items = [self.train.get_data_info(i) for i in range(len(self.train))]
+        self.val_items = [self.val.get_data_info(i) for i in range(len(self.val))]
+        self.shapes = {i: _label_shape(item) for i, item in enumerate(self.pool_items)}
+
+    # -- the pool --------------------------------------------------------------------------
+    @property
+    def total_pixels(self) -> int:
+        return sum(shape.pixels for shape in self.shapes.values())
+
+    def images_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([dict(image_id=i, img_path=item["img_path"], seg_path=item["seg_map_path"],
+                                  height=self.shapes[i].height, width=self.shapes[i].width)
+                             for i, item in enumerate(self.pool_items)])
+
+    def ground_truth(self, image_id: int) -> np.ndarray:
+        """The pool image's label map as mmseg's LoadAnnotations yields it (255 = ignore)."""
+        results = build_pipeline([dict(type="LoadAnnotations")])(copy.deepcopy(self.pool_items[image_id]))
+        return results["gt_seg_map"]
+
+    # -- loaders ---------------------------------------------------------------------------
+    def _test_steps(self, with_labels: bool) -> list[dict]:
+        steps = [dict(type="LoadImageFromFile")] + list(self.preset.data.get("test_resize", []))
+        if with_labels:
+            steps.append(dict(type="LoadAnnotations"))
+        return steps + [dict(type="PackSegInputs")]
+
+    def train_loader(self, store: LabelStore | None, batch_size: int, seed: int) -> DataLoader:
+        """Sparse clicks from ``store``; ``store=None`` gives the dense (supervised) labels."""
+        augment = list(self.preset.data.get("train_augment", []))
+        if store is None:
+            items, label_step = self.pool_items, dict(type="LoadAnnotations")
+        else:
+            items, label_step = self._click_items(store), dict(type="LoadSparseLabels")
+        steps = [dict(type="LoadImageFromFile"), label_step] + augment + [dict(type="PackSegInputs")]
+        dataset = ItemDataset(items, steps, self.metainfo)
+        return DataLoader(dataset, batch_size=min(batch_size, len(dataset)),
+                          sampler=InfiniteSampler(dataset, shuffle=True, seed=seed),
+                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
+
+    def _click_items(self, store: LabelStore) -> list[dict]:
+        items = []
+        frame = store.frame[store.frame["label"] != PENDING]
+        groups = dict(tuple(frame.groupby("image_id")))
+        for image_id, item in enumerate(self.pool_items):
+            pts = groups.get(image_id)
+            if pts is None or len(pts) == 0:
+                continue
+            item = dict(item, clicks=(pts["y"].to_numpy(), pts["x"].to_numpy(),
+                                      pts["label"].to_numpy().astype(np.uint8)))
+            items.append(item)
+        return items
+
+    def pool_loader(self, batch_size: int) -> DataLoader:
+        dataset = ItemDataset(self.pool_items, self._test_steps(False), self.metainfo)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+
+    def val_loader(self, batch_size: int, limit: int | None = None) -> DataLoader:
+        items = self.val_items if limit is None else self.val_items[:limit]
+        dataset = ItemDataset(items, self._test_steps(True), self.metainfo)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+
+
+def _label_shape(item: dict) -> ImageShape:
+    with Image.open(item["seg_map_path"]) as image:  # reads the header only
+        width, height = image.size
+    return ImageShape(height=height, width=width)
+
+
+def cpu_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,120 @@
+"""Build the mmseg segmentor of a preset, train it for one cycle with mmengine's Runner, evaluate it.
+
+Nothing here knows about strategies: training reads the label store through the data layer.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from mmengine.evaluator import Evaluator
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import MODELS
+
+from benchmark.errors import UsageError
+
+
+def build_model(preset, num_classes: int, init_seed: int, pretrained: str | None, device: str):
+    """The preset's segmentor with ``num_classes`` outputs, initialised from ``init_seed``."""
+    cfg = preset.model.copy()
+    for head in ("decode_head", "auxiliary_head"):
+        if cfg.get(head) is not None:
+            cfg[head]["num_classes"] = num_classes
+    if pretrained:
+        cfg["backbone"]["init_cfg"] = dict(type="Pretrained", checkpoint=pretrained)
+    torch.manual_seed(init_seed)
+    model = MODELS.build(cfg)
+    with _quiet_mmengine():
+        model.init_weights()
+    return model.to(device)
+
+
+class _quiet_mmengine:
+    """Silence mmengine's INFO chatter (weight-init tables, eval tables) around a block."""
+
+    def __enter__(self):
+        self._logger = logging.getLogger("mmengine")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+
+
+class IterationCallbackHook(Hook):
+    """Calls ``callback()`` after every training iteration (drives the progress display)."""
+
+    priority = "VERY_LOW"
+
+    def __init__(self, callback: Callable[[], None]):
+        self.callback = callback
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.callback()
+
+
+def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: int, amp: bool,
+                    on_iter: Callable[[], None] = lambda: None):
+    """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner."""
+    optim_type = "AmpOptimWrapper" if amp else "OptimWrapper"
+    runner = Runner(
+        model=model,
+        work_dir=str(work_dir),
+        train_dataloader=loader,
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
+        optim_wrapper=dict(type=optim_type, optimizer=dict(schedule.optimizer)),
+        param_scheduler=[dict(type="PolyLR", eta_min=0.0, power=schedule.get("poly_power", 0.9),
+                              begin=0, end=iters, by_epoch=False)],
+        default_hooks=dict(timer=dict(type="IterTimerHook"),
+                           logger=dict(type="LoggerHook", interval=max(iters // 4, 1),
+                                       log_metric_by_epoch=False),
+                           param_scheduler=dict(type="ParamSchedulerHook"),
+                           checkpoint=None, sampler_seed=None, visualization=None),
+        custom_hooks=[IterationCallbackHook(on_iter)],
+        randomness=dict(seed=seed),
+        log_level="WARNING",
+        default_scope="mmseg",
+        visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
+        experiment_name=work_dir.name,
+        cfg=dict(),
+    )
+    with _quiet_mmengine():
+        runner.train()
+    return model
+
+
+class ClassIoUMetric(IoUMetric):
+    """mmseg's IoUMetric that also keeps the per-class IoU of its last computation."""
+
+    def compute_metrics(self, results: list) -> dict:
+        columns = tuple(zip(*results))
+        intersect, union = sum(columns[0]), sum(columns[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.class_iou = (intersect.double() / union.double() * 100).cpu().numpy()
+        return super().compute_metrics(results)
+
+
+@torch.no_grad()
+def evaluate(model, loader, classes) -> dict:
+    """mIoU, mAcc, aAcc (percent) and per-class IoU on the whole validation loader."""
+    model.eval()
+    metric = ClassIoUMetric(iou_metrics=["mIoU"])
+    evaluator = Evaluator(metric)
+    evaluator.dataset_meta = dict(classes=tuple(classes))
+    count = 0
+    for batch in loader:
+        outputs = model.test_step(batch)
+        evaluator.process(data_samples=outputs, data_batch=batch)
+        count += len(outputs)
+    if count == 0:
+        raise UsageError("the validation split is empty: check --data-root")
+    with _quiet_mmengine():
+        scores = evaluator.evaluate(count)
+    class_iou = {name: float(v) for name, v in zip(classes, metric.class_iou)}
+    return dict(miou=float(scores["mIoU"]), macc=float(scores["mAcc"]),
+                aacc=float(scores["aAcc"]), class_iou=class_iou)
