@@ -81,7 +81,7 @@ class LabelStore:
         shape = self.shapes[image_id]
         mask = torch.zeros(shape.height, shape.width, dtype=torch.bool)
         pts = self.points(image_id)
-        mask[torch.as_tensor(pts["y"].to_numpy()), torch.as_tensor(pts["x"].to_numpy())] = True
+        mask[torch.tensor(pts["y"].to_numpy()), torch.tensor(pts["x"].to_numpy())] = True
         return mask.to(device)
 
     def sparse_label_map(self, image_id: int) -> np.ndarray:

@@ -54,9 +54,10 @@ def features_before_classifier(model, inputs: torch.Tensor) -> torch.Tensor:
     return captured["feat"]
 
 
-def logits_to_original(logits: torch.Tensor, metas: list[dict], align_corners: bool) -> list[torch.Tensor]:
+def logits_to_original(logits: torch.Tensor, metas: list[dict], align_corners: bool,
+                       input_shape=None) -> list[torch.Tensor]:
     """Per image: resize to the padded input, crop the padding, resize to ``ori_shape``."""
-    padded = metas[0]["batch_input_shape"]
+    padded = tuple(logits.shape[-2:]) if input_shape is None else tuple(input_shape)
     logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=align_corners)
     out = []
     for i, meta in enumerate(metas):
@@ -89,6 +90,6 @@ def mc_posteriors(model, batch: dict, mc_samples: int, generator: torch.Generato
             feat = features_before_classifier(model, inputs)
         mask = dropout_masks(feat, p, generator) if p > 0 else 1.0
         logits = head.conv_seg(feat * mask)
-        for acc, one in zip(accumulators, logits_to_original(logits, metas, head.align_corners)):
+        for acc, one in zip(accumulators, logits_to_original(logits, metas, head.align_corners, inputs.shape[-2:])):
             acc.add(torch.softmax(one.float(), dim=0))  # [C, H, W]
     return [acc.finalize() for acc in accumulators]

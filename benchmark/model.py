@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from mmengine.evaluator import Evaluator
 from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import MODELS
@@ -38,7 +39,9 @@ class _quiet_mmengine:
     """Silence mmengine's INFO chatter (weight-init tables, eval tables) around a block."""
 
     def __enter__(self):
-        self._logger = logging.getLogger("mmengine")
+        if not MMLogger.check_instance_created("benchmark"):
+            MMLogger.get_instance("benchmark", log_level="WARNING")
+        self._logger = MMLogger.get_current_instance()
         self._level = self._logger.level
         self._logger.setLevel(logging.WARNING)
 
@@ -74,7 +77,7 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
                            logger=dict(type="LoggerHook", interval=max(iters // 4, 1),
                                        log_metric_by_epoch=False),
                            param_scheduler=dict(type="ParamSchedulerHook"),
-                           checkpoint=None, sampler_seed=None, visualization=None),
+                           checkpoint=None, sampler_seed=None),
         custom_hooks=[IterationCallbackHook(on_iter)],
         randomness=dict(seed=seed),
         log_level="WARNING",

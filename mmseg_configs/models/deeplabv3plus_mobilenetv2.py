@@ -4,6 +4,8 @@
 _base_ = ['mmseg::_base_/models/deeplabv3plus_r50-d8.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
+    # pad every batch (train and test) to a multiple of 32; presets with crops set size= instead
+    data_preprocessor=dict(size_divisor=32, test_cfg=dict(size_divisor=32)),
     pretrained=None,
     backbone=dict(
         _delete_=True,

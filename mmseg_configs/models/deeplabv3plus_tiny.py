@@ -4,13 +4,15 @@
 _base_ = ['mmseg::_base_/models/deeplabv3plus_r50-d8.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
+    # pad every batch (train and test) to a multiple of 32; presets with crops set size= instead
+    data_preprocessor=dict(size_divisor=32, test_cfg=dict(size_divisor=32)),
     pretrained=None,
     backbone=dict(
         _delete_=True,
         type='MobileNetV2',
         widen_factor=0.5,
-        strides=(1, 2, 2, 1, 1, 1, 1),
-        dilations=(1, 1, 1, 2, 2, 4, 4),
+        strides=(1, 2, 2, 2, 1, 1, 1),    # output stride 16 (the paper-scale model uses 8)
+        dilations=(1, 1, 1, 1, 1, 2, 2),
         out_indices=(1, 2, 4, 6),
         norm_cfg=norm_cfg),
     decode_head=dict(
@@ -18,7 +20,7 @@ model = dict(
         c1_in_channels=16,      # MobileNetV2 stage 1 at widen 0.5
         channels=64,
         c1_channels=16,
-        dilations=(1, 2, 4, 6),  # output stride 8 on ~100 px images: small rates
+        dilations=(1, 2, 3, 4),  # small ASPP rates for ~100 px images at output stride 16
         norm_cfg=norm_cfg,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
                          avg_non_ignore=True)),

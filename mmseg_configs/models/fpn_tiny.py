@@ -4,6 +4,8 @@
 _base_ = ['mmseg::_base_/models/fpn_r50.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
+    # pad every batch (train and test) to a multiple of 32; presets with crops set size= instead
+    data_preprocessor=dict(size_divisor=32, test_cfg=dict(size_divisor=32)),
     pretrained=None,
     backbone=dict(depth=18, stem_channels=16, base_channels=16, norm_cfg=norm_cfg),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),

@@ -1,0 +1,242 @@
+"""The leaderboard: area under the learning curve (AULC) and final mIoU per strategy, over seeds.
+
+Pure pandas/scipy. One row per (dataset, model, strategy); the ``supervised`` reference (all pixels
+labelled) is not ranked, it only gives "% of supervised mIoU".
+
+- AULC of one seed: trapezoid of mIoU over the labelled fraction, divided by the fraction's span,
+  so it is the curve's mean height in mIoU points (a one-point curve's AULC is that point's mIoU).
+- Final mIoU of one seed: the mIoU at that seed's last cycle.
+- Over seeds: mean and the half width of a 95% t-interval; one seed gives no interval (NaN).
+- Rank within (dataset, model): by AULC mean, descending, then final mIoU mean, descending. Exact
+  ties (equal to 1e-9 on both keys) share the smaller rank ("min"/competition ranking: 1, 1, 3).
+- ``tied_with_best``: a paired t-test on per-seed AULC against the rank-1 strategy over the seeds
+  both have, at alpha 0.05, cannot tell the two apart.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchmark.errors import UsageError
+from benchmark.fileio import write_text_atomic
+
+SUPERVISED = "supervised"
+KEYS = ["dataset", "model", "strategy", "seed", "cycle"]
+REQUIRED_COLUMNS = KEYS + ["labeled_fraction", "miou"]
+GROUP = ["dataset", "model", "strategy"]
+ALPHA = 0.05
+CONFIDENCE = 0.95
+TIE_DECIMALS = 9
+LEADERBOARD_COLUMNS = [
+    "dataset", "model", "strategy", "n_seeds", "aulc_mean", "aulc_ci95", "final_miou_mean",
+    "final_miou_ci95", "pct_of_supervised", "rank", "tied_with_best",
+    # extras
+    "final_labeled_fraction", "supervised_miou", "n_cycles", "note",
+]
+ONE_SEED_NOTE = "1 seed, no interval"
+TIED_MARKER = "≈"
+
+
+def aulc(fractions, mious) -> float:
+    """Area under the mIoU curve over the labelled fraction, divided by the fraction's span.
+
+    Points are sorted by fraction first. A straight line ``a + b * f`` on [f0, f1] gives exactly
+    ``a + b * (f0 + f1) / 2``. A single point, or a zero span, gives that (last) point's mIoU.
+    """
+    x = np.asarray(fractions, dtype=float).reshape(-1)
+    y = np.asarray(mious, dtype=float).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"aulc: {x.size} fractions but {y.size} mIoU values")
+    if x.size == 0:
+        return math.nan
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    span = x[-1] - x[0]
+    if x.size == 1 or span == 0:
+        return float(y[-1])
+    return float(np.trapezoid(y, x) / span)
+
+
+def t_interval(values) -> tuple[float, float]:
+    """(mean, half width of the 95% t-interval) of ``values``; NaNs are dropped.
+
+    With fewer than two values the half width is NaN (no interval); with none both are NaN.
+    """
+    v = np.asarray(values, dtype=float).reshape(-1)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return math.nan, math.nan
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, math.nan
+    sem = float(v.std(ddof=1)) / math.sqrt(v.size)
+    return mean, float(stats.t.ppf(0.5 + CONFIDENCE / 2, v.size - 1) * sem)
+
+
+def clean_cycles(cycles: pd.DataFrame) -> pd.DataFrame:
+    """Check the needed columns (UsageError naming the missing ones); drop duplicate keys keeping the last."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in cycles.columns]
+    if missing:
+        raise UsageError(f"cycles table lacks column(s) {', '.join(missing)}: pass a cycles.csv written by "
+                         f"`python -m benchmark run` (columns {', '.join(REQUIRED_COLUMNS)} are needed)")
+    frame = cycles.drop_duplicates(KEYS, keep="last")
+    return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+
+def per_seed(cycles: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, strategy, seed): aulc, final_miou, final fraction, cycles."""
+    rows = []
+    for key, run in clean_cycles(cycles).groupby(GROUP + ["seed"], sort=True):
+        last = run.iloc[-1]
+        rows.append(dict(zip(GROUP + ["seed"], key), aulc=aulc(run["labeled_fraction"], run["miou"]),
+                         final_miou=float(last["miou"]), final_labeled_fraction=float(last["labeled_fraction"]),
+                         last_cycle=int(last["cycle"]), n_cycles=len(run)))
+    return pd.DataFrame(rows, columns=GROUP + ["seed", "aulc", "final_miou", "final_labeled_fraction",
+                                               "last_cycle", "n_cycles"])
+
+
+def _paired_tied(best: pd.Series, other: pd.Series):
+    """True/False: a paired t-test (alpha 0.05) cannot / can tell ``other`` from ``best``.
+
+    Both are per-seed AULC indexed by seed; only shared seeds count. Fewer than 2 -> pd.NA.
+    """
+    shared = best.index.intersection(other.index)
+    if len(shared) < 2:
+        return pd.NA
+    a, b = best.loc[shared].to_numpy(float), other.loc[shared].to_numpy(float)
+    diff = a - b
+    if np.ptp(diff) <= 1e-12 * max(1.0, float(np.abs(diff).max())):  # no spread: the t-test degenerates
+        return bool(abs(float(diff.mean())) <= 1e-9)
+    return bool(stats.ttest_rel(a, b).pvalue >= ALPHA)
+
+
+def _summarise(seeds: pd.DataFrame) -> dict:
+    aulc_mean, aulc_ci = t_interval(seeds["aulc"])
+    final_mean, final_ci = t_interval(seeds["final_miou"])
+    notes = []
+    if len(seeds) == 1:
+        notes.append(ONE_SEED_NOTE)
+    if seeds["last_cycle"].nunique() > 1:
+        notes.append("seeds stop at different cycles")
+    return dict(n_seeds=len(seeds), aulc_mean=aulc_mean, aulc_ci95=aulc_ci, final_miou_mean=final_mean,
+                final_miou_ci95=final_ci, final_labeled_fraction=float(seeds["final_labeled_fraction"].mean()),
+                n_cycles=int(seeds["n_cycles"].max()), note="; ".join(notes))
+
+
+def _rank_block(block: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
+    """Rank one (dataset, model) block and mark the strategies tied with the best."""
+    a = block["aulc_mean"].round(TIE_DECIMALS).fillna(-np.inf).to_numpy()
+    f = block["final_miou_mean"].round(TIE_DECIMALS).fillna(-np.inf).to_numpy()
+    better = (a[None, :] > a[:, None]) | ((a[None, :] == a[:, None]) & (f[None, :] > f[:, None]))
+    block = block.assign(rank=better.sum(axis=1) + 1).sort_values(["rank", "strategy"], kind="stable")
+    best_name = block["strategy"].iloc[0]
+    by_strategy = {name: grp.set_index("seed")["aulc"] for name, grp in seeds.groupby("strategy")}
+    tied = [True if r == 1 else _paired_tied(by_strategy[best_name], by_strategy[name])
+            for name, r in zip(block["strategy"], block["rank"])]
+    return block.assign(tied_with_best=pd.array(tied, dtype="boolean"))
+
+
+def leaderboard(cycles: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, strategy) other than ``supervised``; see the module docstring.
+
+    Duplicate rows of one (dataset, model, strategy, seed, cycle) key keep the last. Columns are
+    ``LEADERBOARD_COLUMNS``; ``*_ci95`` is the 95% t-interval half width over seeds (NaN for one
+    seed). ``pct_of_supervised`` = 100 * final_miou_mean / mean over seeds of the supervised
+    reference's final mIoU for the same (dataset, model), NaN without one. ``tied_with_best`` is
+    True for rank 1 and for a strategy a paired t-test on per-seed AULC over the seeds it shares
+    with the rank-1 strategy cannot tell apart from it (p >= 0.05), False when it can, and NA when
+    they share fewer than 2 seeds. Rows sorted by dataset, model, rank, strategy.
+    """
+    seeds = per_seed(cycles)
+    is_ref = seeds["strategy"] == SUPERVISED
+    ref = seeds[is_ref].groupby(["dataset", "model"])["final_miou"].mean()
+    ranked = seeds[~is_ref]
+    blocks = []
+    for (dataset, model), dm_seeds in ranked.groupby(["dataset", "model"], sort=True):
+        rows = [dict(dataset=dataset, model=model, strategy=name, **_summarise(grp))
+                for name, grp in dm_seeds.groupby("strategy", sort=True)]
+        block = pd.DataFrame(rows)
+        sup = float(ref.get((dataset, model), math.nan))
+        block["supervised_miou"] = sup
+        block["pct_of_supervised"] = 100.0 * block["final_miou_mean"] / sup if sup else math.nan
+        blocks.append(_rank_block(block, dm_seeds))
+    if not blocks:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in LEADERBOARD_COLUMNS})
+    out = pd.concat(blocks, ignore_index=True)[LEADERBOARD_COLUMNS]
+    out = out.sort_values(["dataset", "model", "rank", "strategy"], kind="stable").reset_index(drop=True)
+    return out.astype({"n_seeds": "int64", "rank": "int64", "n_cycles": "int64", "tied_with_best": "boolean"})
+
+
+def format_csv(frame: pd.DataFrame) -> str:
+    """The leaderboard as CSV text with fixed float formatting (identical input, identical bytes)."""
+    return frame.to_csv(index=False, lineterminator="\n", float_format="%.6f")
+
+
+def rebuild_leaderboard(results_dir) -> pd.DataFrame:
+    """Read ``results_dir/cycles.csv``, write ``results_dir/leaderboard.csv``, return the frame."""
+    results_dir = Path(results_dir)
+    path = results_dir / "cycles.csv"
+    if not path.is_file():
+        raise UsageError(f"no cycles.csv in {results_dir}: run `python -m benchmark run` first or pass --results")
+    try:
+        cycles = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise UsageError(f"cannot read {path} ({exc}): rerun `python -m benchmark run` to rewrite it") from None
+    frame = leaderboard(cycles)
+    write_text_atomic(results_dir / "leaderboard.csv", format_csv(frame))
+    return frame
+
+
+def _cell(mean: float, ci: float, n_seeds: int) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    if n_seeds < 2:
+        return f"{mean:.2f} ({ONE_SEED_NOTE})"
+    if pd.isna(ci):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {ci:.2f}"
+
+
+def _tied_cell(value) -> str:
+    if pd.isna(value):
+        return "?"
+    return TIED_MARKER if value else ""
+
+
+def print_leaderboard(frame: pd.DataFrame, console=None) -> None:
+    """Print one rich table per (dataset, model) of a ``leaderboard()`` frame."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if frame is None or len(frame) == 0:
+        console.print("No ranked strategies in the results (only the supervised reference, or no rows).")
+        return
+    for (dataset, model), block in frame.groupby(["dataset", "model"], sort=True):
+        sup = block["supervised_miou"].iloc[0] if "supervised_miou" in block else math.nan
+        ref = f"supervised reference mIoU {sup:.2f}" if pd.notna(sup) else "no supervised reference"
+        table = Table(title=f"{dataset} / {model} ({ref})", caption=_caption(block), caption_justify="left")
+        for name, justify in [("rank", "right"), ("strategy", "left"), ("seeds", "right"),
+                              ("AULC (mIoU %)", "right"), ("final mIoU %", "right"),
+                              ("% of supervised", "right"), ("tied", "center")]:
+            table.add_column(name, justify=justify)
+        for row in block.itertuples(index=False):
+            pct = f"{row.pct_of_supervised:.1f}" if pd.notna(row.pct_of_supervised) else "n/a"
+            table.add_row(str(row.rank), row.strategy, str(row.n_seeds), _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
+                          _cell(row.final_miou_mean, row.final_miou_ci95, row.n_seeds), pct,
+                          _tied_cell(row.tied_with_best))
+        console.print(table)
+
+
+def _caption(block: pd.DataFrame) -> str:
+    lines = [f"mean ± half width of the 95% t-interval over seeds. {TIED_MARKER} = rank 1, or a paired "
+             f"t-test on per-seed AULC (alpha {ALPHA}) cannot tell it from rank 1."]
+    if block["tied_with_best"].isna().any():
+        lines.append("? = fewer than 2 seeds shared with rank 1, no test.")
+    if (block["n_seeds"] < 2).any():
+        lines.append(f"{ONE_SEED_NOTE}: a single seed gives a mean but no interval; run more seeds for one.")
+    return "\n".join(lines)
