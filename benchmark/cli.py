@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":

@@ -6,7 +6,8 @@
   top axis gives the pixel count), one line per strategy (mean over seeds) with its 95% t-interval
   as a band (none for one seed), the supervised reference as a dashed horizontal line.
 - ``uncertainty_maps_{dataset}_{model}_cycle{k}.png``: from one run's saved ``maps/*.npz`` (the
-  balent run if there is one, then balent_ref, then by strategy name; lowest seed): per validation
+  balent run if there is one, then balent_ref, then by strategy name; lowest seed; the cycle is
+  ``cycle`` or the last one with maps): per validation
   image, the image, ground truth, prediction and the BalEnt, BALD, pBALD and entropy score maps,
   each with the pixels it would pick ringed.
 - ``uncertainty_decomposition_{dataset}_{model}.png``: per strategy, epistemic, aleatoric and
@@ -28,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator  # noqa: E402
 
 from benchmark.errors import UsageError  # noqa: E402
 from benchmark.fileio import write_bytes_atomic  # noqa: E402
@@ -49,6 +50,7 @@ MAP_PANELS = [  # (npz key suffix, title, rank-normalised?)
     ("pbald", "pBALD = log BALD + Gumbel", False),
     ("entropy", "predictive entropy", False),
 ]
+DEGENERATE_COLOUR = "#a0a0a0"
 MAP_NAME = re.compile(r"^cycle_(\d+)_img_(.+)\.npz$")
 
 
@@ -93,7 +95,24 @@ def _seed_stats(block: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 # --- learning curves ---------------------------------------------------------------------------
-def _percent(value, _pos=None) -> str:
+class _LogLabels(LogFormatterSciNotation):
+    """Matplotlib's choice of which log ticks to label (all minor ones only on short ranges),
+    with our own text."""
+
+    def __init__(self, text):
+        super().__init__(labelOnlyBase=False)
+        self.text = text
+
+    def __call__(self, x, pos=None):
+        return self.text(x) if super().__call__(x, pos) else ""
+
+
+def _log_labels(axis, text) -> None:
+    axis.set_major_formatter(_LogLabels(text))
+    axis.set_minor_formatter(_LogLabels(text))
+
+
+def _percent(value) -> str:
     return f"{100 * value:.4g}%"
 
 
@@ -107,7 +126,7 @@ def _pixel_axis(ax, block: pd.DataFrame) -> None:
     total = float((ranked["labeled_pixels"] / ranked["labeled_fraction"]).median())
     top = ax.secondary_xaxis("top", functions=(lambda f: f * total, lambda n: n / total))
     top.set_xlabel(f"labelled pixels (pool: {total:,.0f} pixels)")
-    top.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    _log_labels(top.xaxis, lambda v: f"{v:,.0f}")
 
 
 def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Path:
@@ -131,7 +150,7 @@ def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Pat
                             color=colour, alpha=0.15, lw=0)
     _supervised_line(ax, block)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(_percent))
+    _log_labels(ax.xaxis, _percent)
     ax.set_xlabel("labelled pixels, fraction of all training pixels (log scale)")
     ax.set_ylabel("mIoU (%)")
     ax.grid(True, which="major", alpha=0.3)
@@ -164,8 +183,10 @@ def uncertainty_decomposition(block: pd.DataFrame, board: pd.DataFrame, path: Pa
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 0.8, 3.0 * nrows + 1.3), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     miou_axes = []
-    for ax, name in zip(axes.flat, names):
-        miou_axes.append(_decomposition_panel(ax, block[block["strategy"] == name], name))
+    for i, (ax, name) in enumerate(zip(axes.flat, names)):
+        row_end = i % ncols == ncols - 1 or i == len(names) - 1
+        rank = int(board.set_index("strategy").loc[name, "rank"])
+        miou_axes.append(_decomposition_panel(ax, block[block["strategy"] == name], f"{rank}. {name}", row_end))
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
     lims = [a.get_ylim() for a in miou_axes]
@@ -185,7 +206,7 @@ def uncertainty_decomposition(block: pd.DataFrame, board: pd.DataFrame, path: Pa
     return _save(fig, path)
 
 
-def _decomposition_panel(ax, rows: pd.DataFrame, name: str):
+def _decomposition_panel(ax, rows: pd.DataFrame, name: str, row_end: bool):
     means = rows.groupby("cycle")[["epistemic", "aleatoric", "posterior", "miou"]].mean().sort_index()
     cycles = means.index.to_numpy()
     plotted = False
@@ -202,8 +223,11 @@ def _decomposition_panel(ax, rows: pd.DataFrame, name: str):
     ax.set_title(name, fontsize=10)
     twin = ax.twinx()
     twin.plot(cycles, means["miou"].to_numpy(float), color="black", ls="--", marker="s", ms=3.5, lw=1.3)
-    twin.set_ylabel("mIoU (%)", fontsize=8.5)
-    twin.tick_params(labelsize=8)
+    if row_end:
+        twin.set_ylabel("mIoU (%), dashed", fontsize=9)
+        twin.tick_params(labelsize=8)
+    else:
+        twin.tick_params(labelright=False)
     return twin
 
 
@@ -242,7 +266,11 @@ def _preference(row) -> tuple:
 
 
 def _choose_maps(results_dir: Path, cycle: int | None) -> list[tuple[str, str, int, list[dict]]]:
-    """[(dataset, model, cycle, map rows of one run)] per (dataset, model) that has maps."""
+    """[(dataset, model, cycle, map rows of one run)] per (dataset, model) that has maps.
+
+    The cycle is ``cycle`` or else the last one with maps; the run is the preferred one (balent,
+    balent_ref, then by strategy name; then lowest seed, then run id) among those with maps there.
+    """
     found = _map_files(results_dir)
     if cycle is not None:
         at = [m for m in found if m["cycle"] == cycle]
@@ -255,10 +283,9 @@ def _choose_maps(results_dir: Path, cycle: int | None) -> list[tuple[str, str, i
     chosen = []
     for dataset, model in sorted({(m["dataset"], m["model"]) for m in found}):
         mine = [m for m in found if (m["dataset"], m["model"]) == (dataset, model)]
-        run = min(mine, key=_preference)["run"]
-        rows = [m for m in mine if m["run"] == run]
-        k = max(m["cycle"] for m in rows)
-        chosen.append((dataset, model, k, [m for m in rows if m["cycle"] == k]))
+        k = max(m["cycle"] for m in mine)
+        run = min((m for m in mine if m["cycle"] == k), key=_preference)["run"]
+        chosen.append((dataset, model, k, [m for m in mine if m["run"] == run and m["cycle"] == k]))
     return chosen
 
 
@@ -275,14 +302,18 @@ def _colour(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def rank_normalise(score: np.ndarray) -> np.ndarray:
-    """Ranks of the finite values scaled to [0, 1] (1 = acquired first); non-finite -> NaN."""
+    """Ranks scaled to [0, 1] (1 = acquired first); NaN and -inf (degenerate, ranked last) -> NaN.
+
+    +inf stays in the ranking, at the top: in the float16 maps it is a finite acquisition value
+    that overflowed (BalEnt's 1/BalEnt for tiny positive BalEnt), not a degenerate pixel.
+    """
     score = np.asarray(score, dtype=np.float64)
     out = np.full(score.shape, np.nan)
-    finite = np.isfinite(score)
-    n = int(finite.sum())
+    valid = ~np.isnan(score) & (score != -np.inf)
+    n = int(valid.sum())
     if n:
-        ranks = pd.Series(score[finite]).rank(method="average").to_numpy()
-        out[finite] = (ranks - 1) / max(n - 1, 1)
+        ranks = pd.Series(score[valid]).rank(method="average").to_numpy()
+        out[valid] = (ranks - 1) / max(n - 1, 1)
     return out
 
 
@@ -291,11 +322,11 @@ def _score_panel(ax, fig, entry: dict, key: str, ranked: bool) -> None:
     if score is None:
         ax.text(0.5, 0.5, "not saved", transform=ax.transAxes, ha="center", va="center", color="0.4")
         return
-    cmap = matplotlib.colormaps["magma"].with_extremes(bad="#9ecae1")
+    cmap = matplotlib.colormaps["magma"].with_extremes(bad=DEGENERATE_COLOUR)
     if ranked:
         shown, lims = rank_normalise(score), (0.0, 1.0)
-    else:
-        shown = np.where(np.isfinite(score), score.astype(np.float64), np.nan)
+    else:  # -inf and NaN (degenerate) shown as "bad"; +inf (float16 overflow) as the top colour
+        shown = np.where(np.isnan(score) | (score == -np.inf), np.nan, score.astype(np.float64))
         finite = shown[np.isfinite(shown)]
         lims = tuple(np.percentile(finite, [1, 99])) if finite.size else (0.0, 1.0)
     im = ax.imshow(shown, cmap=cmap, vmin=lims[0], vmax=lims[1] if lims[1] > lims[0] else lims[0] + 1e-6,
@@ -334,7 +365,7 @@ def uncertainty_maps(dataset: str, model: str, cycle: int, rows: list[dict], pat
     strategy = str(entries[0].get("strategy", rows[0]["strategy"]))
     fig.suptitle(f"{dataset} / {model}: uncertainty maps at cycle {cycle} (run {rows[0]['run']}, strategy "
                  f"{strategy})\ncolour: higher = acquire first; green rings: the pixels each score would pick; "
-                 "raw maps clipped to their 1st-99th percentile; light blue = non-finite", fontsize=10)
+                 "raw maps clipped to their 1st-99th percentile; grey = degenerate (NaN or -inf, ranked last)", fontsize=10)
     return _save(fig, path)
 
 
@@ -358,6 +389,7 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
     """
     results_dir = Path(results_dir)
     cycles = _read_cycles(results_dir)
+    maps = _choose_maps(results_dir, cycle)  # a bad --cycle fails before anything is written
     board = leaderboard(cycles)
     out, paths = results_dir / "figures", []
     for (dataset, model), block in cycles.groupby(["dataset", "model"], sort=True):
@@ -366,7 +398,7 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
         paths.append(learning_curves(block, dm_board, out / f"learning_curves_{slug}.png"))
         if len(dm_board) and set(UNCERTAINTY_STYLE) <= set(block.columns):
             paths.append(uncertainty_decomposition(block, dm_board, out / f"uncertainty_decomposition_{slug}.png"))
-    for dataset, model, k, rows in _choose_maps(results_dir, cycle):
+    for dataset, model, k, rows in maps:
         name = f"uncertainty_maps_{_slug(dataset)}_{_slug(model)}_cycle{k}.png"
         paths.append(uncertainty_maps(dataset, model, k, rows, out / name))
     return paths

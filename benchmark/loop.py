@@ -17,7 +17,7 @@ from benchmark.errors import UsageError
 from benchmark.labels import GroundTruthOracle, LabelStore, PendingOracle, seed_random_pixels
 from benchmark.mc_dropout import mc_posteriors
 from benchmark.model import build_model, evaluate, train_one_cycle
-from benchmark.records import CycleRecord
+from benchmark.records import CycleRecord, CycleZeroCache
 from strategies import build_strategy, select_top_n
 from strategies.uncertainty import decomposition
 
@@ -120,6 +120,45 @@ def uncertainty_maps(model, data, spec, cycle: int) -> list[dict]:
     return maps
 
 
+def cycle_zero_key(spec) -> str:
+    """Digest of everything that determines cycle 0's model (not the strategy)."""
+    from pathlib import Path
+
+    fields = dict(spec.as_dict(), strategy="", out="", oracle="", map_images=0, retrain="",
+                  preset_text=Path(spec.preset).read_text())
+    digest = hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
+    return f"{spec.dataset}__{spec.model}__seed{spec.seed}__{digest}"
+
+
+def train_and_evaluate(spec, preset, data, journal, store, cycle, state, reporter):
+    """Train a fresh model (or the previous cycle's, with finetune) on ``store``; evaluate it.
+
+    Cycle 0 of a strategy run is shared through a CycleZeroCache: it is identical for every
+    strategy of a seed, so it is trained once.
+    """
+    model = build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained,
+                        spec.device)
+    shared = None if spec.is_supervised or cycle != 0 else CycleZeroCache(spec.out, cycle_zero_key(spec))
+    cached = shared.load() if shared is not None else None
+    if cached is not None:
+        model.load_state_dict(cached["state"])
+        return model, cached["train_seconds"], cached["metrics"]
+    if state is not None:
+        model.load_state_dict(state)
+    reporter.start_cycle(cycle, spec.train_iters)
+    started = time.perf_counter()
+    loader = data.train_loader(None if spec.is_supervised else store, spec.batch_size,
+                               derive_seed(spec.seed, cycle, "sampler"))
+    train_one_cycle(model, loader, preset.schedule, spec.train_iters,
+                    journal.path / "train_logs" / f"cycle_{cycle:02d}",
+                    derive_seed(spec.seed, cycle, "train"), spec.amp, reporter.advance_iter)
+    train_seconds = time.perf_counter() - started
+    metrics = evaluate(model, data.val_loader(spec.batch_size), data.classes)
+    if shared is not None:
+        shared.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, metrics, train_seconds)
+    return model, train_seconds, metrics
+
+
 def run_experiment(spec, preset, data, journal, reporter: Reporter = Reporter()) -> Iterator[CycleRecord]:
     """Run (or resume) one (dataset, model, strategy, seed) experiment, cycle by cycle."""
     store = initial_store(spec, data, journal)
@@ -133,19 +172,9 @@ def run_experiment(spec, preset, data, journal, reporter: Reporter = Reporter())
         if len(current.pending):
             raise AwaitingAnswers(f"{len(current.pending)} clicks of cycle {cycle} in {spec.run_id} have no "
                                   f"label yet: answer them with `python -m benchmark import-labels`, then --resume")
-        model = build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained,
-                            spec.device)
-        if state is not None:
-            model.load_state_dict(state)
-        reporter.start_cycle(cycle, spec.train_iters)
-        started = time.perf_counter()
-        loader = data.train_loader(None if spec.is_supervised else current, spec.batch_size,
-                                   derive_seed(spec.seed, cycle, "sampler"))
-        train_one_cycle(model, loader, preset.schedule, spec.train_iters,
-                        journal.path / "train_logs" / f"cycle_{cycle:02d}",
-                        derive_seed(spec.seed, cycle, "train"), spec.amp, reporter.advance_iter)
-        train_seconds = time.perf_counter() - started
-        metrics = evaluate(model, data.val_loader(spec.batch_size), data.classes)
+        model, train_seconds, metrics = train_and_evaluate(spec, preset, data, journal, current,
+                                                           cycle, state, reporter)
+        labeled = data.total_pixels if spec.is_supervised else current.labeled_pixels
         acq = Acquisition() if spec.is_supervised else acquire(model, data, current, strategy, spec, cycle)
         if acq.picks and cycle < last_cycle:
             store = current
@@ -156,7 +185,6 @@ def run_experiment(spec, preset, data, journal, reporter: Reporter = Reporter())
             journal.save_model_state(cycle, state)
         if not spec.is_supervised:
             journal.write_maps(cycle, uncertainty_maps(model, data, spec, cycle), spec, data)
-        labeled = data.total_pixels if spec.is_supervised else current.labeled_pixels
         record = CycleRecord(
             dataset=spec.dataset, model=spec.model, strategy=spec.strategy, seed=spec.seed, cycle=cycle,
             labeled_pixels=labeled, labeled_fraction=labeled / data.total_pixels,

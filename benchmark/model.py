@@ -36,14 +36,18 @@ def build_model(preset, num_classes: int, init_seed: int, pretrained: str | None
 
 
 class _quiet_mmengine:
-    """Silence mmengine's INFO chatter (weight-init tables, eval tables) around a block."""
+    """Silence mmengine's chatter (weight-init and eval tables; the Runner's notice that the
+    weights we initialised ourselves are not initialised again) around a block."""
+
+    def __init__(self, level: int = logging.WARNING):
+        self.level = level
 
     def __enter__(self):
         if not MMLogger.check_instance_created("benchmark"):
             MMLogger.get_instance("benchmark", log_level="WARNING")
         self._logger = MMLogger.get_current_instance()
         self._level = self._logger.level
-        self._logger.setLevel(logging.WARNING)
+        self._logger.setLevel(self.level)
 
     def __exit__(self, *exc):
         self._logger.setLevel(self._level)
@@ -86,7 +90,7 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
         experiment_name=work_dir.name,
         cfg=dict(),
     )
-    with _quiet_mmengine():
+    with _quiet_mmengine(logging.ERROR):
         runner.train()
     return model
 
@@ -106,7 +110,7 @@ class ClassIoUMetric(IoUMetric):
 def evaluate(model, loader, classes) -> dict:
     """mIoU, mAcc, aAcc (percent) and per-class IoU on the whole validation loader."""
     model.eval()
-    metric = ClassIoUMetric(iou_metrics=["mIoU"])
+    metric = ClassIoUMetric(iou_metrics=["mIoU"], prefix="val")
     evaluator = Evaluator(metric)
     evaluator.dataset_meta = dict(classes=tuple(classes))
     count = 0
@@ -119,5 +123,5 @@ def evaluate(model, loader, classes) -> dict:
     with _quiet_mmengine():
         scores = evaluator.evaluate(count)
     class_iou = {name: float(v) for name, v in zip(classes, metric.class_iou)}
-    return dict(miou=float(scores["mIoU"]), macc=float(scores["mAcc"]),
-                aacc=float(scores["aAcc"]), class_iou=class_iou)
+    return dict(miou=float(scores["val/mIoU"]), macc=float(scores["val/mAcc"]),
+                aacc=float(scores["val/aAcc"]), class_iou=class_iou)

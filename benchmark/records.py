@@ -192,3 +192,28 @@ class MapsMixin:
 
 class RunFolder(_RunFolderBase, ModelStateMixin, MapsMixin):
     """Reads and writes the files of one run (``runs/<run_id>/``)."""
+
+
+class CycleZeroCache:
+    """Cycle 0 is the same for every strategy of a seed (same clicks, same initial weights, same
+    schedule), so its trained weights and metrics are computed once and shared by the runs that
+    have the same ``key`` (a digest of everything that determines them)."""
+
+    def __init__(self, out_dir: Path, key: str):
+        self.path = Path(out_dir) / "cache" / "cycle0" / f"{key}.pt"
+
+    def load(self) -> dict | None:
+        import torch
+
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=True)
+
+    def save(self, state: dict, metrics: dict, train_seconds: float) -> None:
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(dict(state=state, metrics=metrics, train_seconds=train_seconds), buffer)
+        write_bytes_atomic(self.path, buffer.getvalue())
