@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":

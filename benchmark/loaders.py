@@ -128,12 +128,14 @@ class RunData:
 
     def pool_loader(self, batch_size: int) -> DataLoader:
         dataset = ItemDataset(self.pool_items, self._test_steps(False), self.metainfo)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate,
+                          num_workers=self.preset.data.get("num_workers", 0))
 
     def val_loader(self, batch_size: int, limit: int | None = None) -> DataLoader:
         items = self.val_items if limit is None else self.val_items[:limit]
         dataset = ItemDataset(items, self._test_steps(True), self.metainfo)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate,
+                          num_workers=self.preset.data.get("num_workers", 0))
 
 
 def _label_shape(item: dict) -> ImageShape:
