@@ -1,0 +1,32 @@
+"""Shared test setup: the embedded dataset is generated once per test session into a temp cache."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def benchmark_cache(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("benchmark-cache")
+    os.environ["BENCHMARK_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def run_cli(benchmark_cache):
+    """Run ``python -m benchmark ARGS`` in a subprocess; returns the CompletedProcess."""
+
+    def run(*args, check=True, timeout=900, env_extra=None):
+        env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO))
+        env.update(env_extra or {})
+        proc = subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    return run
