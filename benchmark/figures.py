@@ -7,9 +7,9 @@
   as a band (none for one seed), the supervised reference as a dashed horizontal line.
 - ``uncertainty_maps_{dataset}_{model}_cycle{k}.png``: from one run's saved ``maps/*.npz`` (the
   balent run if there is one, then balent_ref, then by strategy name; lowest seed; the cycle is
-  ``cycle`` or the last one with maps): per validation
-  image, the image, ground truth, prediction and the BalEnt, BALD, pBALD and entropy score maps,
-  each with the pixels it would pick ringed.
+  ``cycle`` or the last one with maps): per validation image, the image, ground truth, prediction
+  and the BalEnt (rank-normalised), BALD, pBALD and entropy score maps, each with the pixels it
+  would pick ringed.
 - ``uncertainty_decomposition_{dataset}_{model}.png``: per strategy, epistemic, aleatoric and
   posterior uncertainty (each divided by the absolute value of its first-cycle mean over seeds)
   and mIoU (twin axis) against the cycle.
@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator  # noqa: E402
+from matplotlib.ticker import LogFormatterSciNotation, MultipleLocator  # noqa: E402
 
 from benchmark.errors import UsageError  # noqa: E402
 from benchmark.fileio import write_bytes_atomic  # noqa: E402
@@ -134,15 +134,14 @@ def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Pat
     dataset, model = block["dataset"].iloc[0], block["model"].iloc[0]
     stats = _seed_stats(block, "miou")
     fig, ax = plt.subplots(figsize=(8.5, 5.5), layout="constrained")
-    names = list(board["strategy"]) + sorted(set(stats["strategy"]) - set(board["strategy"]) - {SUPERVISED})
+    names = list(board["strategy"])  # rank order; supervised is not in the board
+    ranked = board.set_index("strategy")
     for name in names:
         curve = stats[stats["strategy"] == name].sort_values("fraction")
         colour, marker = _style(name, names)
-        row = board.set_index("strategy").loc[name] if name in set(board["strategy"]) else None
-        label = name
-        if row is not None:
-            ci = f" ± {row['aulc_ci95']:.1f}" if pd.notna(row["aulc_ci95"]) else ", 1 seed"
-            label = f"{int(row['rank'])}. {name} (AULC {row['aulc_mean']:.1f}{ci})"
+        row = ranked.loc[name]
+        ci = f" ± {row['aulc_ci95']:.1f}" if pd.notna(row["aulc_ci95"]) else ", 1 seed"
+        label = f"{int(row['rank'])}. {name} (AULC {row['aulc_mean']:.1f}{ci})"
         ax.plot(curve["fraction"], curve["mean"], color=colour, marker=marker, markersize=5, lw=1.8, label=label)
         band = curve[curve["n"] >= 2]
         if len(band):
@@ -180,12 +179,11 @@ def uncertainty_decomposition(block: pd.DataFrame, board: pd.DataFrame, path: Pa
     names = list(board["strategy"])
     ncols = min(4, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 0.8, 3.0 * nrows + 1.3), squeeze=False,
-                             sharex=True, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.6 * ncols + 0.8, 9.0), 3.0 * nrows + 1.3),
+                             squeeze=False, sharex=True, sharey=True, layout="constrained")
     miou_axes = []
-    for i, (ax, name) in enumerate(zip(axes.flat, names)):
+    for i, (ax, name, rank) in enumerate(zip(axes.flat, names, board["rank"])):
         row_end = i % ncols == ncols - 1 or i == len(names) - 1
-        rank = int(board.set_index("strategy").loc[name, "rank"])
         miou_axes.append(_decomposition_panel(ax, block[block["strategy"] == name], f"{rank}. {name}", row_end))
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
@@ -194,9 +192,11 @@ def uncertainty_decomposition(block: pd.DataFrame, board: pd.DataFrame, path: Pa
         twin.set_ylim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
     for ax in axes[:, 0]:
         ax.set_ylabel("value / |first-cycle value|")
+    lo, hi = block["cycle"].min(), block["cycle"].max()
     for ax in axes[-1, :]:
         ax.set_xlabel("cycle")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MultipleLocator(max(1, math.ceil((hi - lo) / 8))))
+        ax.set_xlim(lo - 0.3 - 0.02 * (hi - lo), hi + 0.3 + 0.02 * (hi - lo))
     handles = [plt.Line2D([], [], color=c, marker="o", ms=4, label=k) for k, c in UNCERTAINTY_STYLE.items()]
     handles.append(plt.Line2D([], [], color="black", ls="--", marker="s", ms=4, label="mIoU % (right axis)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
@@ -233,14 +233,12 @@ def _decomposition_panel(ax, rows: pd.DataFrame, name: str, row_end: bool):
 
 # --- uncertainty maps ---------------------------------------------------------------------------
 def _run_identity(run_dir: Path) -> dict:
-    config = {}
-    if (run_dir / "config.json").is_file():
-        config = json.loads((run_dir / "config.json").read_text())
-    parts = run_dir.name.split("__")
-    fallback = dict(zip(["dataset", "model", "strategy"], parts[:3]))
-    seed = re.sub(r"\D", "", parts[3]) if len(parts) > 3 else ""
-    fallback["seed"] = int(seed) if seed else 0
-    return {k: config.get(k, fallback.get(k, "")) for k in ["dataset", "model", "strategy", "seed"]}
+    """dataset, model, strategy, seed from config.json, else from the run id ``d__m__s__seedN``."""
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    parts = (run_dir.name.split("__") + ["", "", "", ""])[:4]
+    fallback = dict(dataset=parts[0], model=parts[1], strategy=parts[2], seed=re.sub(r"\D", "", parts[3]) or 0)
+    return {k: config.get(k, fallback[k]) for k in fallback}
 
 
 def _map_files(results_dir: Path) -> list[dict]:
@@ -355,7 +353,7 @@ def uncertainty_maps(dataset: str, model: str, cycle: int, rows: list[dict], pat
             ax.imshow(img, interpolation="nearest")
         for ax, (key, _title, ranked) in zip(axes[r, 3:], MAP_PANELS):
             _score_panel(ax, fig, entry, key, ranked)
-        axes[r, 0].set_ylabel(f"val image {int(entry['image_id'])}", fontsize=9)
+        axes[r, 0].set_ylabel(f"val image {entry['image_id']}", fontsize=9)
     for ax, title in zip(axes[0], ["image", "ground truth", "prediction"] + [t for _, t, _ in MAP_PANELS]):
         ax.set_title(title, fontsize=9)
     for ax in axes.flat:
@@ -365,7 +363,8 @@ def uncertainty_maps(dataset: str, model: str, cycle: int, rows: list[dict], pat
     strategy = str(entries[0].get("strategy", rows[0]["strategy"]))
     fig.suptitle(f"{dataset} / {model}: uncertainty maps at cycle {cycle} (run {rows[0]['run']}, strategy "
                  f"{strategy})\ncolour: higher = acquire first; green rings: the pixels each score would pick; "
-                 "raw maps clipped to their 1st-99th percentile; grey = degenerate (NaN or -inf, ranked last)", fontsize=10)
+                 "raw maps clipped to their 1st-99th percentile; grey = degenerate (NaN or -inf, ranked last)",
+                 fontsize=10)
     return _save(fig, path)
 
 
@@ -384,8 +383,9 @@ def _class_legend(fig, entry: dict, present: set) -> None:
 def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
     """Write every figure under ``results_dir/figures`` and return their paths.
 
-    ``cycle`` picks the cycle of the uncertainty maps (default: the chosen run's last cycle with
-    maps). Without any saved maps and no ``cycle``, the maps figure is skipped.
+    ``cycle`` picks the cycle of the uncertainty maps (default: the last cycle with maps, per
+    (dataset, model)); a ``cycle`` no run has maps for is a UsageError listing those that exist.
+    Without any saved maps and no ``cycle``, the maps figure is skipped.
     """
     results_dir = Path(results_dir)
     cycles = _read_cycles(results_dir)

@@ -194,9 +194,7 @@ def rebuild_leaderboard(results_dir) -> pd.DataFrame:
 def _cell(mean: float, ci: float, n_seeds: int) -> str:
     if pd.isna(mean):
         return "n/a"
-    if n_seeds < 2:
-        return f"{mean:.2f} ({ONE_SEED_NOTE})"
-    if pd.isna(ci):
+    if n_seeds < 2 or pd.isna(ci):
         return f"{mean:.2f}"
     return f"{mean:.2f} ± {ci:.2f}"
 
@@ -221,22 +219,25 @@ def print_leaderboard(frame: pd.DataFrame, console=None) -> None:
         ref = f"supervised reference mIoU {sup:.2f}" if pd.notna(sup) else "no supervised reference"
         table = Table(title=f"{dataset} / {model} ({ref})", caption=_caption(block), caption_justify="left")
         for name, justify in [("rank", "right"), ("strategy", "left"), ("seeds", "right"),
-                              ("AULC (mIoU %)", "right"), ("final mIoU %", "right"),
-                              ("% of supervised", "right"), ("tied", "center")]:
+                              ("AULC (mIoU)", "right"), ("final mIoU", "right"), ("% of sup.", "right"),
+                              ("tied", "center")]:
             table.add_column(name, justify=justify)
         for row in block.itertuples(index=False):
             pct = f"{row.pct_of_supervised:.1f}" if pd.notna(row.pct_of_supervised) else "n/a"
-            table.add_row(str(row.rank), row.strategy, str(row.n_seeds), _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
+            seeds = str(row.n_seeds) if row.n_seeds > 1 else ONE_SEED_NOTE  # instead of a fake interval
+            table.add_row(str(row.rank), row.strategy, seeds,
+                          _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
                           _cell(row.final_miou_mean, row.final_miou_ci95, row.n_seeds), pct,
                           _tied_cell(row.tied_with_best))
         console.print(table)
 
 
 def _caption(block: pd.DataFrame) -> str:
-    lines = [f"mean ± half width of the 95% t-interval over seeds. {TIED_MARKER} = rank 1, or a paired "
-             f"t-test on per-seed AULC (alpha {ALPHA}) cannot tell it from rank 1."]
+    lines = [f"mIoU in %; mean ± half width of the 95% t-interval over seeds; % of sup. = final mIoU / "
+             f"supervised mIoU. {TIED_MARKER} = rank 1, or a paired t-test on per-seed AULC (alpha {ALPHA}) "
+             "cannot tell it from rank 1."]
     if block["tied_with_best"].isna().any():
         lines.append("? = fewer than 2 seeds shared with rank 1, no test.")
     if (block["n_seeds"] < 2).any():
-        lines.append(f"{ONE_SEED_NOTE}: a single seed gives a mean but no interval; run more seeds for one.")
+        lines.append(f"{ONE_SEED_NOTE}: the value of the single seed; run more seeds for an interval.")
     return "\n".join(lines)

@@ -1,0 +1,3 @@
+"""The built-in strategies, one short module each; importing this package registers them."""
+from strategies.builtin import (bald, balent, balent_ref, entropy, margin, pbald,  # noqa: F401
+                                random_sampling)

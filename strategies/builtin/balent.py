@@ -1,0 +1,24 @@
+"""``balent``: BalEntAcq, balanced-entropy acquisition."""
+from __future__ import annotations
+
+import torch
+
+from strategies.posterior import PixelPosterior
+from strategies.registry import STRATEGIES
+from strategies.uncertainty import balanced_entropy, balent_acquisition
+
+
+@STRATEGIES.register_module(name="balent")
+class BalEntStrategy:
+    """Balanced entropy BalEntAcq, exact Beta entropies (Woo, ICLR 2023; Didari et al. 2024).
+
+    "Active Learning in Bayesian Neural Networks with Balanced Entropy Learning Principle" and
+    "Bayesian Active Learning for Semantic Segmentation" (arXiv 2408.01694): per-class Beta fits
+    by moments, BalEnt = (S + H) / (H + log 2); score 1/BalEnt for positive BalEnt, BalEnt for
+    negative, -inf for degenerate pixels.
+    """
+
+    def score(self, post: PixelPosterior,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        balent = balanced_entropy(post.mean, post.variance, post.predictive_entropy)
+        return balent_acquisition(balent)  # [..., H, W] float64

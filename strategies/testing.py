@@ -1,0 +1,176 @@
+"""Conformance checks every strategy must pass: ``check_strategy(strategy)``.
+
+Run them on your own strategy (a plugin author's test is one line)::
+
+    from strategies.testing import check_strategy
+    check_strategy(MyStrategy())
+
+Each check raises ``StrategyCheckError`` (an AssertionError) naming what failed. Inputs are
+small synthetic MC-dropout posteriors built from a fixed seed, so the checks are deterministic.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from strategies.posterior import PixelPosterior
+from strategies.protocol import needs_samples
+from strategies.selection import select_top_n
+
+M, C, H, W = 8, 5, 6, 7
+
+
+class StrategyCheckError(AssertionError):
+    """A strategy failed a conformance check."""
+
+
+def _fail_unless(condition: bool, check: str, message: str) -> None:
+    if not condition:
+        raise StrategyCheckError(f"{check}: {message}")
+
+
+def mc_samples(m: int = M, shape: tuple[int, ...] = (C, H, W), *, seed: int = 0,
+               spread: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Synthetic MC-dropout probabilities ``[m, *shape]``: softmax(shared logits + noise)."""
+    g = torch.Generator().manual_seed(seed)
+    base = 2.0 * torch.randn(shape, generator=g, dtype=torch.float64)
+    noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
+    return torch.softmax(base + noise, dim=-3).to(dtype)
+
+
+def one_hot_samples(m: int = M, shape: tuple[int, ...] = (C, H, W), *,
+                    seed: int = 0) -> torch.Tensor:
+    """Every sample one-hot on the same class per pixel: no uncertainty at all. # [m, C, H, W]"""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(shape[-3], shape[:-3] + shape[-2:], generator=g)
+    hot = torch.nn.functional.one_hot(labels, shape[-3]).movedim(-1, -3).to(torch.float64)
+    return hot.expand(m, *shape).clone()
+
+
+def degenerate_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Inputs that must never crash a strategy, by name. Each ``[m, C, H, W]``."""
+    constant = mc_samples(1, seed=seed).expand(M, C, H, W).clone()
+    g = torch.Generator().manual_seed(seed)
+    votes = torch.randint(C, (M, H, W), generator=g)  # one-hot samples that disagree
+    return {
+        "one-hot": one_hot_samples(seed=seed),
+        "constant (zero variance)": constant,
+        "uniform": torch.full((M, C, H, W), 1.0 / C, dtype=torch.float64),
+        "single sample (m = 1)": mc_samples(1, seed=seed),
+        "disagreeing one-hot samples": torch.nn.functional.one_hot(votes, C).movedim(-1, 1)
+        .to(torch.float64),
+        "float32 near-one-hot": torch.softmax(40.0 * mc_samples(seed=seed, spread=0.1).log(), 1)
+        .to(torch.float32),
+    }
+
+
+def _posterior(strategy: object, probs: torch.Tensor, device: str) -> PixelPosterior:
+    return PixelPosterior.from_samples(probs.to(device), keep_samples=needs_samples(strategy))
+
+
+def _score(strategy: object, post: PixelPosterior, seed: int | None) -> torch.Tensor:
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    return strategy.score(post, generator=g)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor, rtol: float = 0.0, atol: float = 0.0) -> bool:
+    return bool(torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True).all())
+
+
+def check_shape(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Scores are a floating tensor [H, W] (or [B, H, W] for a batch) on the posterior's device."""
+    for shape in [(C, H, W), (2, C, H, W)]:
+        post = _posterior(strategy, mc_samples(shape=shape, seed=seed, dtype=torch.float32), device)
+        scores = _score(strategy, post, seed)
+        _fail_unless(isinstance(scores, torch.Tensor), "shape", f"score returned {type(scores)}")
+        expected = shape[:-3] + shape[-2:]
+        _fail_unless(scores.shape == expected, "shape",
+                     f"expected {expected}, got {tuple(scores.shape)}")
+        _fail_unless(scores.is_floating_point(), "shape", f"scores have dtype {scores.dtype}")
+        _fail_unless(scores.device == post.device, "shape", f"scores on {scores.device}")
+
+
+def check_finite(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Ordinary (non-degenerate) posteriors give finite scores everywhere."""
+    scores = _score(strategy, _posterior(strategy, mc_samples(seed=seed), device), seed)
+    _fail_unless(bool(torch.isfinite(scores).all()), "finite",
+                 f"{int((~torch.isfinite(scores)).sum())} non-finite scores on ordinary input")
+
+
+def check_degenerate_inputs(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """One-hot, constant, uniform, m = 1 ... inputs never crash and keep the score shape."""
+    for name, probs in degenerate_inputs(seed).items():
+        try:
+            scores = _score(strategy, _posterior(strategy, probs, device), seed)
+        except Exception as exc:
+            raise StrategyCheckError(f"degenerate: crashed on {name} input: {exc!r}") from exc
+        _fail_unless(scores.shape == (H, W), "degenerate",
+                     f"{name} input gave shape {tuple(scores.shape)}")
+
+
+def check_degenerates_ranked_last(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """In an image mixing one-hot and uncertain pixels, selection picks uncertain pixels first."""
+    probs = one_hot_samples(seed=seed)
+    uncertain = torch.rand((H, W), generator=torch.Generator().manual_seed(seed)) < 0.3
+    uncertain[0, 0] = True
+    probs = torch.where(uncertain, mc_samples(seed=seed + 1), probs)  # [M, C, H, W]
+    scores = _score(strategy, _posterior(strategy, probs, device), seed)
+    n = int(uncertain.sum())
+    picks = select_top_n(scores, None, n, torch.Generator().manual_seed(seed)).cpu()
+    _fail_unless(bool(uncertain[picks[:, 0], picks[:, 1]].all()), "degenerates last",
+                 "a one-hot (certain) pixel was selected before an uncertain one")
+
+
+def check_sample_order_invariance(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Permuting the MC samples leaves the scores unchanged (same generator seed)."""
+    probs = mc_samples(seed=seed)
+    order = torch.randperm(M, generator=torch.Generator().manual_seed(seed + 1))
+    first = _score(strategy, _posterior(strategy, probs, device), seed)
+    second = _score(strategy, _posterior(strategy, probs[order], device), seed)
+    _fail_unless(_same(first, second, rtol=1e-6, atol=1e-9), "sample order",
+                 "scores change when the MC samples are permuted")
+
+
+def check_determinism(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Same generator seed, same scores; generator=None is deterministic; global RNG untouched."""
+    post = _posterior(strategy, mc_samples(seed=seed), device)
+    state = torch.get_rng_state()
+    _fail_unless(_same(_score(strategy, post, seed), _score(strategy, post, seed)),
+                 "determinism", "two calls with the same generator seed differ")
+    _fail_unless(_same(_score(strategy, post, None), _score(strategy, post, None)),
+                 "determinism", "generator=None is not deterministic")
+    _fail_unless(torch.equal(state, torch.get_rng_state()), "determinism",
+                 "score() used torch's global RNG; draw from the generator argument")
+
+
+def check_batch_consistency(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """A deterministic strategy scores each image of a batch as it scores it alone."""
+    post = _posterior(strategy, mc_samples(seed=seed), device)
+    if not _same(_score(strategy, post, seed), _score(strategy, post, seed + 1)):
+        return  # stochastic scores: the noise of a batch differs by design
+    batch = mc_samples(shape=(2, C, H, W), seed=seed)
+    together = _score(strategy, _posterior(strategy, batch, device), seed)
+    for b in range(2):
+        alone = _score(strategy, _posterior(strategy, batch[:, b], device), seed)
+        _fail_unless(_same(together[b], alone, rtol=1e-6, atol=1e-9), "batch",
+                     f"image {b} scores differently inside a batch")
+
+
+CHECKS: list[Callable[..., None]] = [
+    check_shape, check_finite, check_degenerate_inputs, check_sample_order_invariance,
+    check_determinism, check_batch_consistency,
+]
+
+
+def check_strategy(strategy: object, *, seed: int = 0, device: str = "cpu",
+                   degenerates_last: bool = True) -> None:
+    """Run every conformance check on ``strategy``; raise ``StrategyCheckError`` on a failure.
+
+    ``degenerates_last=False`` skips the check that certain (one-hot) pixels are never picked
+    before uncertain ones, for strategies that ignore the posterior (like ``random``).
+    """
+    _fail_unless(callable(getattr(strategy, "score", None)), "protocol",
+                 f"{strategy!r} has no score(post, generator=None) method")
+    for check in CHECKS + ([check_degenerates_ranked_last] if degenerates_last else []):
+        check(strategy, seed=seed, device=device)

@@ -1,0 +1,178 @@
+"""Figures from a synthetic results folder: every PNG is valid, readable back and of sensible size."""
+from __future__ import annotations
+
+import io
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from benchmark.errors import UsageError  # noqa: E402
+from benchmark.figures import _choose_maps, make_figures, rank_normalise  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STRATEGIES = ["random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"]
+CLASSES = ["road", "building", "vegetation", "sky", "car"]
+PALETTE = np.array([[128, 64, 128], [70, 70, 70], [107, 142, 35], [70, 130, 180], [0, 0, 142]], np.uint8)
+
+
+def synthetic_cycles(dataset="toy", model="fpn", seeds=(0, 1, 2), cycles=6, strategies=STRATEGIES,
+                     supervised=True) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows, pool = [], 40 * 60 * 80
+    for i, strategy in enumerate(strategies):
+        for seed in seeds:
+            for cycle in range(cycles):
+                labeled = 5 * 40 * (cycle + 1)
+                miou = 20 + (8 + i) * np.log1p(cycle) + rng.normal(0, 0.8)
+                decay = np.exp(-0.25 * cycle)
+                rows.append(dict(dataset=dataset, model=model, strategy=strategy, seed=seed, cycle=cycle,
+                                 labeled_pixels=labeled, labeled_fraction=labeled / pool, miou=miou,
+                                 macc=miou + 8, aacc=miou + 30, epistemic=0.05 * decay * (1 + 0.1 * i),
+                                 aleatoric=0.8 * (0.6 + 0.4 * decay), posterior=-0.2 + 0.5 * decay,
+                                 train_seconds=3.0, inference_seconds=1.0, acquisition_seconds=0.2))
+    if supervised:
+        for seed in seeds:
+            rows.append(dict(dataset=dataset, model=model, strategy="supervised", seed=seed, cycle=0,
+                             labeled_pixels=pool, labeled_fraction=1.0, miou=68 + rng.normal(0, 1),
+                             macc=75, aacc=90, epistemic=np.nan, aleatoric=np.nan, posterior=np.nan,
+                             train_seconds=30.0, inference_seconds=0.0, acquisition_seconds=0.0))
+    return pd.DataFrame(rows)
+
+
+def synthetic_map(image_id: int, cycle: int, strategy: str, h=60, w=80, n=5) -> dict:
+    rng = np.random.default_rng(100 * cycle + image_id)
+    yy, xx = np.mgrid[0:h, 0:w]
+    gt = np.zeros((h, w), np.uint8)
+    gt[yy < h // 3] = 3
+    gt[(yy >= h // 3) & (xx < w // 3)] = 1
+    gt[(yy >= h // 3) & (xx > 2 * w // 3)] = 2
+    gt[((yy - 2 * h // 3) ** 2 + (xx - w // 2) ** 2) < (h // 8) ** 2] = 4
+    gt[:3, :] = 255
+    pred = gt.copy()
+    pred[pred == 255] = 3
+    flip = rng.random((h, w)) < 0.05
+    pred[flip] = rng.integers(0, len(CLASSES), flip.sum())
+    image = (PALETTE[np.minimum(gt, 4)] * 0.7 + rng.integers(0, 60, (h, w, 3))).astype(np.uint8)
+    g = gt.astype(int)
+    edge = (np.abs(np.diff(g, axis=0, prepend=0)) + np.abs(np.diff(g, axis=1, prepend=0))) > 0
+    blur = np.convolve(edge.ravel().astype(float), np.ones(5) / 5, mode="same").reshape(h, w)
+    entropy = 0.1 + 1.4 * blur + rng.random((h, w)) * 0.1
+    bald = np.maximum(1e-9, 0.3 * blur * rng.random((h, w)))
+    pbald = np.log(bald) + rng.gumbel(size=(h, w))
+    raw = 1.2 * (1 - blur) - 0.4 + rng.normal(0, 0.05, (h, w))  # BalEnt, small positive near edges
+    raw[np.abs(raw) < 1e-7] = 1e-7
+    balent = np.where(raw > 0, 1 / raw, raw)  # acquisition value: huge range, both signs
+    balent[h // 2, :8] = -np.inf  # degenerate pixels
+    balent[h // 2 + 1, :8] = np.nan
+    maps = dict(image=image, gt=gt, pred=pred, image_id=image_id, cycle=cycle, strategy=strategy,
+                classes=np.array(CLASSES), palette=PALETTE)
+    for name, score in [("balent", balent), ("bald", bald), ("pbald", pbald), ("entropy", entropy)]:
+        with np.errstate(over="ignore"):  # float16 overflows to inf, as real BalEnt values can
+            maps[f"score_{name}"] = score.astype(np.float16)
+        flat = np.argsort(-np.nan_to_num(score, nan=-np.inf, posinf=-np.inf), axis=None, kind="stable")[:n]
+        maps[f"picks_{name}"] = np.stack([flat // w, flat % w], axis=1).astype(np.int32)
+    return maps
+
+
+def write_run(results, dataset, model, strategy, seed, map_cycles=(), images=3):
+    run = results / "runs" / f"{dataset}__{model}__{strategy}__seed{seed}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(dict(dataset=dataset, model=model, strategy=strategy,
+                                                     seed=seed, classes=CLASSES)))
+    for cycle in map_cycles:
+        for image_id in range(images):
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **synthetic_map(image_id, cycle, strategy))
+            (run / "maps").mkdir(exist_ok=True)
+            (run / "maps" / f"cycle_{cycle:02d}_img_{image_id}.npz").write_bytes(buffer.getvalue())
+    return run
+
+
+def build_results(root, maps=True):
+    """A results folder: two (dataset, model) pairs, one with maps for two runs at cycles 0, 3, 5."""
+    results = root / "results"
+    results.mkdir()
+    cycles = pd.concat([synthetic_cycles(),
+                        synthetic_cycles(dataset="toy", model="deeplabv3plus", seeds=(0,), cycles=4,
+                                         strategies=["random", "balent"], supervised=False)])
+    cycles.to_csv(results / "cycles.csv", index=False)
+    if maps:
+        write_run(results, "toy", "fpn", "entropy", 0, map_cycles=(0, 3, 5))
+        write_run(results, "toy", "fpn", "balent", 1, map_cycles=(0, 3, 5))
+        write_run(results, "toy", "fpn", "balent", 0, map_cycles=(0, 3))
+    return results
+
+
+def check_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) < 2 * 1024 * 1024
+    pixels = mpimg.imread(path)
+    h, w = pixels.shape[:2]
+    assert 400 <= w <= 3000 and 300 <= h <= 3000, (path.name, w, h)
+
+
+@pytest.fixture(scope="module")
+def report_figures(tmp_path_factory):
+    results = build_results(tmp_path_factory.mktemp("figs"))
+    return results, make_figures(results)
+
+
+def test_every_figure_is_written_and_a_valid_png(report_figures):
+    results, paths = report_figures
+    names = sorted(p.name for p in paths)
+    assert names == sorted([
+        "learning_curves_toy_fpn.png", "learning_curves_toy_deeplabv3plus.png",
+        "uncertainty_decomposition_toy_fpn.png", "uncertainty_decomposition_toy_deeplabv3plus.png",
+        "uncertainty_maps_toy_fpn_cycle5.png"])
+    for path in paths:
+        assert path.parent == results / "figures"
+        check_png(path)
+
+
+def test_maps_default_to_the_last_cycle_and_prefer_balent_then_lowest_seed(tmp_path):
+    results = build_results(tmp_path)
+    [(dataset, model, k, rows)] = _choose_maps(results, None)
+    assert (dataset, model, k) == ("toy", "fpn", 5)
+    assert {r["run"] for r in rows} == {"toy__fpn__balent__seed1"}  # the only balent run with cycle 5
+    [(_, _, k, rows)] = _choose_maps(results, 3)
+    assert k == 3 and {r["run"] for r in rows} == {"toy__fpn__balent__seed0"}
+    assert [r["order"][1] for r in sorted(rows, key=lambda r: r["order"])] == [0, 1, 2]
+
+
+def test_maps_at_a_chosen_cycle(tmp_path):
+    results = build_results(tmp_path)
+    paths = make_figures(results, cycle=0)
+    assert "uncertainty_maps_toy_fpn_cycle0.png" in [p.name for p in paths]
+
+
+def test_unknown_map_cycle_is_a_usage_error_listing_cycles(tmp_path):
+    results = build_results(tmp_path)
+    with pytest.raises(UsageError, match="cycle 9.*--cycle 0, 3, 5"):
+        make_figures(results, cycle=9)
+
+
+def test_no_maps_skips_the_maps_figure_but_a_cycle_asks_for_them(tmp_path):
+    results = build_results(tmp_path, maps=False)
+    assert not any("uncertainty_maps" in p.name for p in make_figures(results))
+    with pytest.raises(UsageError, match="--map-images"):
+        make_figures(results, cycle=0)
+
+
+def test_missing_cycles_csv_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no cycles.csv.*python -m benchmark run"):
+        make_figures(tmp_path)
+
+
+def test_rank_normalise_handles_huge_ranges_and_non_finite():
+    score = np.array([[-1e30, 5.0, np.inf], [np.nan, 1e30, -0.5], [-np.inf, 0.0, 1.0]])
+    out = rank_normalise(score)
+    assert np.isnan(out[1, 0]) and np.isnan(out[2, 0])  # degenerate: NaN and -inf
+    assert out[0, 2] == 1.0 and out[0, 0] == 0.0  # +inf (float16 overflow) ranks first
+    assert out[0, 0] < out[1, 2] < out[2, 1] < out[2, 2] < out[0, 1] < out[1, 1] < out[0, 2]

@@ -1,0 +1,99 @@
+"""Every registered strategy passes check_strategy; property tests over random simplex inputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strategies import STRATEGIES, PixelPosterior, build_strategy, select_top_n
+from strategies.testing import StrategyCheckError, check_determinism, check_strategy
+
+NAMES = STRATEGIES.names()
+STOCHASTIC = {"random", "pbald"}
+BUILTIN = ["bald", "balent", "balent_ref", "entropy", "margin", "pbald", "random"]
+
+
+def test_builtins_are_registered() -> None:
+    assert set(BUILTIN) <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("seed", [0, 99])
+def test_check_strategy(name: str, seed: int) -> None:
+    check_strategy(build_strategy(name), seed=seed, degenerates_last=name != "random")
+
+
+def test_check_strategy_catches_a_broken_strategy() -> None:
+    class GlobalRandom:
+        def score(self, post, generator=None):
+            return torch.rand(post.score_shape)  # noqa: the global RNG, on purpose
+
+    with pytest.raises(StrategyCheckError, match="global RNG|same generator seed differ"):
+        check_determinism(GlobalRandom())
+
+    class WrongShape:
+        def score(self, post, generator=None):
+            return post.mean
+
+    with pytest.raises(StrategyCheckError, match="shape"):
+        check_strategy(WrongShape())
+
+
+@st.composite
+def mc_probabilities(draw: st.DrawFn) -> torch.Tensor:
+    """[m, C, H, W] float64 probabilities on the simplex, with exact zeros and one-hot rows."""
+    m = draw(st.integers(1, 5))
+    c = draw(st.integers(2, 4))
+    h, w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    weight = st.one_of(st.just(0.0), st.floats(1e-12, 1.0), st.just(1.0))
+    raw = torch.tensor(draw(st.lists(weight, min_size=m * c * h * w, max_size=m * c * h * w)),
+                       dtype=torch.float64).reshape(m, c, h, w)
+    raw[:, 0] += (raw.sum(1) == 0).to(raw.dtype)  # an all-zero row becomes one-hot
+    return raw / raw.sum(1, keepdim=True)
+
+
+PROPERTY = settings(max_examples=30, deadline=None)
+
+
+@PROPERTY
+@given(probs=mc_probabilities(), seed=st.integers(0, 99))
+def test_scores_have_shape_and_are_finite_or_degenerate(probs: torch.Tensor, seed: int) -> None:
+    post = PixelPosterior.from_samples(probs)
+    degenerate = post.predictive_entropy < 1e-6  # a one-hot mean: nothing to learn there
+    for name in NAMES:
+        scores = build_strategy(name).score(post, generator=torch.Generator().manual_seed(seed))
+        assert scores.shape == probs.shape[-2:], name
+        assert bool((torch.isfinite(scores) | degenerate).all()), name
+
+
+@PROPERTY
+@given(probs=mc_probabilities(), seed=st.integers(0, 99), data=st.data())
+def test_scores_invariant_to_sample_order(probs: torch.Tensor, seed: int,
+                                          data: st.DataObject) -> None:
+    order = torch.tensor(data.draw(st.permutations(range(probs.shape[0]))))
+    first = PixelPosterior.from_samples(probs)
+    second = PixelPosterior.from_samples(probs[order])
+    for name in NAMES:
+        strategy = build_strategy(name)
+        a = strategy.score(first, generator=torch.Generator().manual_seed(seed))
+        b = strategy.score(second, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9, equal_nan=True, msg=name)
+
+
+@PROPERTY
+@given(probs=mc_probabilities(), seed=st.integers(0, 99))
+def test_certain_pixel_never_selected_before_an_uncertain_one(probs: torch.Tensor,
+                                                              seed: int) -> None:
+    certain = torch.zeros_like(probs[..., :1])
+    certain[:, 0] = 1.0  # one-hot in every sample
+    post = PixelPosterior.from_samples(torch.cat([probs, certain], dim=-1))
+    uncertain = post.predictive_entropy[:, :-1] > 1e-3  # [H, W-1]
+    for name in sorted(set(NAMES) - STOCHASTIC):
+        scores = build_strategy(name).score(post)
+        for y, x in torch.nonzero(uncertain).tolist():
+            if name == "bald" and scores[y, x] <= 1e-6:
+                continue  # no epistemic uncertainty: BALD ties with the certain pixel's floor
+            picks = select_top_n(scores[y:y + 1, [x, -1]], None, 1,
+                                 torch.Generator().manual_seed(seed))
+            assert picks.tolist() == [[0, 0]], (name, scores[y, x], scores[y, -1])

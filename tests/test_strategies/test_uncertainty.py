@@ -1,0 +1,128 @@
+"""The shared math against independent references (scipy, numerical integration, loops)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import torch
+
+from strategies import PixelPosterior
+from strategies.uncertainty import (BALD_FLOOR, bald, beta_entropy, beta_moment_fit,
+                                    decomposition, entropy, margin, posterior_term)
+from tests.test_strategies.conftest import softmax_samples
+
+F64 = torch.float64
+# scipy 1.17's Beta entropy returns 0.0 for a <= 4.9e6 < b < ~1e11 (e.g. (3e4, 7e7)), a gap in
+# its case split; such parameters are checked against mpmath only.
+SCIPY_PARAMS = [(0.5, 0.5), (1.0, 1.0), (2.0, 3.0), (1.0 + 1e-9, 5.0), (10.0, 1e3), (1e3, 1e6),
+                (63.9, 64.1), (1e8, 1.0), (1e8, 1e8), (1.5e8, 1e-3), (1.00001, 1e8), (1e-6, 1e-3)]
+MPMATH_PARAMS = SCIPY_PARAMS + [(3e4, 7e7), (1e-9, 1e-6), (64.0, 1e7), (45.8, 13.3)]
+
+
+def _beta_entropy(a: float, b: float) -> float:
+    return beta_entropy(torch.tensor(a, dtype=F64), torch.tensor(b, dtype=F64)).item()
+
+
+@pytest.mark.parametrize("a,b", SCIPY_PARAMS)
+def test_beta_entropy_matches_scipy(a: float, b: float) -> None:
+    # scipy's own error reaches ~1e-9 at (1e8, 1e8), its asymptotic branch.
+    assert _beta_entropy(a, b) == pytest.approx(scipy.stats.beta(a, b).entropy(), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("a,b", MPMATH_PARAMS)
+def test_beta_entropy_matches_40_digit_reference(a: float, b: float) -> None:
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(40):
+        x, y = mpmath.mpf(a), mpmath.mpf(b)
+        ref = float(mpmath.log(mpmath.beta(x, y)) - (x - 1) * mpmath.digamma(x)
+                    - (y - 1) * mpmath.digamma(y) + (x + y - 2) * mpmath.digamma(x + y))
+    assert abs(_beta_entropy(a, b) - ref) <= 1e-13 * max(1.0, abs(ref))
+
+
+def test_beta_entropy_never_positive() -> None:
+    grid = torch.logspace(-6, 8, 60, dtype=F64)
+    h = beta_entropy(grid[:, None] + 1.0, grid[None, :])  # Beta(alpha + 1, beta) as BalEnt uses
+    assert bool((h <= 1e-15).all())
+
+
+@pytest.mark.parametrize("a,b", [(0.7, 0.9), (1.0, 1.0), (2.0, 3.0), (1.5, 40.0), (30.0, 20.0)])
+def test_beta_entropy_matches_numerical_integration(a: float, b: float) -> None:
+    dist = scipy.stats.beta(a, b)
+
+    def integrand(x: float) -> float:
+        return -math.exp(dist.logpdf(x)) * dist.logpdf(x)
+
+    ref, _ = scipy.integrate.quad(integrand, 0.0, 1.0, limit=200, epsabs=1e-12, epsrel=1e-10)
+    assert _beta_entropy(a, b) == pytest.approx(ref, abs=1e-8)
+
+
+def test_beta_entropy_is_float64_for_float32_input() -> None:
+    a = torch.tensor([1e8], dtype=torch.float32)
+    assert beta_entropy(a, a).dtype == F64
+
+
+def test_beta_moment_fit_reproduces_mean_and_variance() -> None:
+    mean = torch.tensor([0.2, 0.5, 0.9], dtype=F64)
+    var = torch.tensor([0.01, 0.05, 0.001], dtype=F64)
+    alpha, beta = beta_moment_fit(mean, var)
+    dist = scipy.stats.beta(alpha.numpy(), beta.numpy())
+    np.testing.assert_allclose(dist.mean(), mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(dist.var(), var.numpy(), rtol=1e-10)
+
+
+def test_beta_moment_fit_invalid_when_variance_too_large() -> None:
+    alpha, beta = beta_moment_fit(torch.tensor([0.5], dtype=F64), torch.tensor([0.3], dtype=F64))
+    assert alpha.item() <= 0 or beta.item() <= 0
+
+
+def test_entropy_hand_worked() -> None:
+    p = torch.tensor([0.5, 0.25, 0.25, 0.0], dtype=F64).reshape(4, 1, 1)
+    expected = 0.5 * math.log(2) + 2 * 0.25 * math.log(4)
+    assert entropy(p).item() == pytest.approx(expected, rel=1e-14)
+
+
+def test_margin_hand_worked() -> None:
+    mean = torch.tensor([[0.1, 0.6, 0.3], [0.4, 0.4, 0.2]], dtype=F64).T.reshape(3, 1, 2)
+    np.testing.assert_allclose(margin(mean).reshape(-1).numpy(), [-0.3, 0.0], atol=1e-15)
+
+
+def test_margin_single_class() -> None:
+    assert margin(torch.ones(1, 2, 2)).eq(-1).all()
+
+
+def _bald_loop(probs: np.ndarray) -> np.ndarray:
+    """BALD pixel by pixel in plain python: H(mean) - mean of H(sample), floored."""
+    m, c, h, w = probs.shape
+    out = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            mean = [sum(probs[k, j, y, x] for k in range(m)) / m for j in range(c)]
+            big_h = -sum(q * math.log(q) for q in mean if q > 0)
+            big_e = sum(-sum(q * math.log(q) for q in probs[k, :, y, x] if q > 0)
+                        for k in range(m)) / m
+            out[y, x] = max(big_h - big_e, BALD_FLOOR)
+    return out
+
+
+def test_bald_matches_python_loop() -> None:
+    probs = softmax_samples(6, (4, 5, 3), seed=3)
+    probs[:, :, 0, 0] = torch.tensor([1.0, 0, 0, 0], dtype=F64)[None]  # a certain pixel: floor
+    post = PixelPosterior.from_samples(probs)
+    ours = bald(post.predictive_entropy, post.expected_entropy).numpy()
+    np.testing.assert_allclose(ours, _bald_loop(probs.numpy()), rtol=1e-10, atol=1e-13)
+    assert ours[0, 0] == BALD_FLOOR
+
+
+def test_decomposition_parts() -> None:
+    post = PixelPosterior.from_samples(softmax_samples(5, (2, 3, 4, 5), seed=1))
+    parts = decomposition(post)
+    assert set(parts) == {"epistemic", "aleatoric", "posterior"}
+    assert all(v.shape == (2, 4, 5) for v in parts.values())
+    torch.testing.assert_close(parts["epistemic"],
+                               bald(post.predictive_entropy, post.expected_entropy))
+    torch.testing.assert_close(parts["aleatoric"], post.expected_entropy)
+    mjent = posterior_term(post.mean, post.variance) + post.predictive_entropy
+    torch.testing.assert_close(parts["posterior"], mjent)
