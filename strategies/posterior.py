@@ -91,6 +91,7 @@ class PosteriorAccumulator:
         self._mean: torch.Tensor | None = None  # [..., C, H, W]
         self._m2: torch.Tensor | None = None  # [..., C, H, W] sum of squared deviations
         self._entropy_sum: torch.Tensor | None = None  # [..., H, W] float64
+        self._scratch: torch.Tensor | None = None  # [..., C, H, W] workspace, freed by finalize
         self._samples: list[torch.Tensor] = []
 
     def add(self, p: torch.Tensor) -> None:
@@ -101,14 +102,18 @@ class PosteriorAccumulator:
             raise ValueError(f"sample shape {tuple(p.shape)} differs from the first sample's "
                              f"{tuple(self._mean.shape)}")
         p = p.to(device=self._mean.device, dtype=self._mean.dtype)
+        if self._scratch is None:
+            self._scratch = torch.empty_like(self._mean)
+        scratch = self._scratch  # reused for every sample: no per-sample allocation
         self.count += 1
         if self.count == 1:
             self._mean.copy_(p)
         else:  # Welford: M2 += (k-1)/k * d^2 with d = p - mean_{k-1}
-            delta = p - self._mean
+            delta = torch.sub(p, self._mean, out=scratch)
             self._mean.add_(delta, alpha=1.0 / self.count)
             self._m2.addcmul_(delta, delta, value=(self.count - 1) / self.count)
-        self._entropy_sum.add_(entropy(p))
+        plogp = torch.special.xlogy(p, p, out=scratch)  # entropy(p) = -sum_c p log p
+        self._entropy_sum.sub_(plogp.sum(CLASS_DIM))
         if self.keep_samples:
             self._samples.append(p.clone())
 
@@ -130,5 +135,6 @@ class PosteriorAccumulator:
                     else torch.zeros_like(self._m2))
         expected = (self._entropy_sum / self.count).to(mean.dtype)
         samples = torch.stack(self._samples) if self.keep_samples else None
+        self._scratch = None  # the posterior and the running state are what is kept
         return PixelPosterior(mean=mean, variance=variance, predictive_entropy=entropy(mean),
                               expected_entropy=expected, m=self.count, samples=samples)

@@ -12,16 +12,24 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from strategies.beta_kernel import Workspace, beta_entropy_into, digammas_into
+
 if TYPE_CHECKING:  # pragma: no cover
     from strategies.posterior import PixelPosterior
 
 CLASS_DIM = -3
 BALD_FLOOR = 1e-9  # BALD values below this are raised to it
 FIT_FLOOR = 1e-9  # mean and variance are clamped from below at this before the Beta fit
+# A fit with alpha <= FIT_TOLERANCE * mean is invalid: there the variance equals the largest a
+# Beta allows, mean (1 - mean), up to float64 rounding (alpha / mean = mean (1 - mean) / var - 1),
+# and the sign of alpha is rounding noise. Without it, samples whose class probabilities are all
+# 0 or 1 flip between "invalid, contributes 0" and "alpha ~ 1e-17, h ~ -1e16" with the order in
+# which the MC samples were summed.
+FIT_TOLERANCE = 1e-12
 REF_BETA_FN_EPS = 1e-32  # the public reference code adds this to B(a, b) before its log
 LOG_2 = math.log(2.0)
-HALF_LOG_2PI_E = 0.5 * (math.log(2.0 * math.pi) + 1.0)
-STIRLING_SWITCH = 64.0  # lgamma/digamma directly below, Stirling series above
+BLOCK_ELEMENTS = 1 << 18  # class-pixel pairs per block of the Beta computation on the CPU
+GPU_BLOCK_ELEMENTS = 1 << 22  # and on a GPU (few, large kernels)
 
 
 def entropy(p: torch.Tensor, dim: int = CLASS_DIM) -> torch.Tensor:
@@ -38,13 +46,21 @@ def beta_moment_fit(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor
     """Per-class Beta(alpha, beta) matching ``mean`` and ``var`` (float64, clamped at 1e-9).
 
     Returns alpha and beta of the same shape as the inputs. A fit is invalid where either is not
-    strictly positive (the variance exceeds what a Beta with that mean allows).
+    strictly positive (the variance exceeds what a Beta with that mean allows) or where alpha is
+    below ``FIT_TOLERANCE * mean`` (the variance is at that limit up to rounding).
     """
     p = mean.to(torch.float64).clamp(min=FIT_FLOOR)
     v = var.to(torch.float64).clamp(min=FIT_FLOOR)
-    alpha = p * p * (1.0 - p) / v - p
-    beta = alpha * (1.0 - p) / p  # = (1/p - 1) alpha; 1/p - 1 would lose digits as p -> 1
-    return alpha, beta
+    alpha = torch.empty_like(p)
+    _fit_into(p, v, alpha, torch.empty_like(p))
+    return alpha, v
+
+
+def _fit_into(p: torch.Tensor, v: torch.Tensor, alpha: torch.Tensor, q: torch.Tensor) -> None:
+    """``alpha = p^2 (1-p) / v - p`` and ``beta = alpha (1-p) / p``, written over ``v``."""
+    torch.neg(p, out=q).add_(1.0)  # 1 - p
+    torch.mul(p, p, out=alpha).mul_(q).div_(v).sub_(p)
+    torch.mul(alpha, q, out=v).div_(p)  # = (1/p - 1) alpha; 1/p - 1 would lose digits as p -> 1
 
 
 def log_beta_function(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -57,59 +73,82 @@ def floored_log_beta_function(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.log(torch.exp(log_beta_function(a, b)) + REF_BETA_FN_EPS)
 
 
-def _entropy_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lgamma(x) - (x-1) digamma(x) + x, digamma(x))`` to full float64 accuracy, x > 0.
-
-    Below ``STIRLING_SWITCH`` directly; above it from the Stirling series, in which the terms
-    that grow like x cancel analytically (the direct form loses ~7 digits at x ~ 1e8).
-    """
-    big = x >= STIRLING_SWITCH
-    small_x = torch.where(big, 1.0, x)
-    psi_small = torch.digamma(small_x)
-    g_small = torch.lgamma(small_x) - (small_x - 1.0) * psi_small + small_x
-    big_x = torch.where(big, x, STIRLING_SWITCH)
-    y = 1.0 / big_x
-    y2 = y * y
-    r = y * (1 / 12 - y2 * (1 / 360 - y2 * (1 / 1260 - y2 * (1 / 1680 - y2 / 1188))))
-    t = y2 * (1 / 12 - y2 * (1 / 120 - y2 * (1 / 252 - y2 * (1 / 240 - y2 / 132))))
-    log_x = torch.log(big_x)
-    g_big = 0.5 * log_x + HALF_LOG_2PI_E - 0.5 * y + r + (big_x - 1.0) * t
-    psi_big = log_x - 0.5 * y - t
-    return torch.where(big, g_big, g_small), torch.where(big, psi_big, psi_small)
-
-
 def beta_entropy(a: torch.Tensor, b: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
-    """Differential entropy of Beta(a, b), computed in float64 (a, b > 0).
+    """Differential entropy of Beta(a, b), computed in float64 (a, b > 0; broadcast together).
 
     ``log B(a, b) - (a-1) psi(a) - (b-1) psi(b) + (a+b-2) psi(a+b)``, evaluated without the
-    cancellation of its large terms (see ``_entropy_parts``). With ``floored=True`` the log Beta
-    function is the reference code's floored one (``floored_log_beta_function``), evaluated
-    as that code does. Callers mask invalid fits themselves.
+    cancellation of its large terms (see ``strategies.beta_kernel``). With ``floored=True`` the
+    log Beta function is the reference code's floored one (``floored_log_beta_function``),
+    evaluated as that code does. Callers mask invalid fits themselves.
     """
-    a = a.to(torch.float64)
-    b = b.to(torch.float64)
-    g_a, psi_a = _entropy_parts(a)
-    g_b, psi_b = _entropy_parts(b)
-    g_s, psi_s = _entropy_parts(a + b)
-    if not floored:  # G(a) + G(b) - G(a+b) - psi(a+b), the linear terms cancelled exactly
-        return g_a + g_b - g_s - psi_s
-    return (floored_log_beta_function(a, b) - (a - 1.0) * psi_a - (b - 1.0) * psi_b
-            + (a + b - 2.0) * psi_s)
+    a, b = torch.broadcast_tensors(a.to(torch.float64), b.to(torch.float64))
+    flat_a, flat_b = a.reshape(-1).contiguous(), b.reshape(-1).contiguous()
+    ws = Workspace(flat_a.numel(), a.device)
+    h = torch.empty_like(flat_a)
+    _beta_entropy_into(flat_a, flat_b, h, ws, floored)
+    return h.reshape(a.shape)
+
+
+def _beta_entropy_into(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor, ws: Workspace,
+                       floored: bool) -> None:
+    if not floored:
+        return beta_entropy_into(a, b, h, ws)
+    n = a.numel()
+    psi_a, psi_b, psi_s = digammas_into(a, b, ws)
+    s, tmp = ws("s", n), ws("g", n)
+    # log(B(a, b) + 1e-32) with B from exp(lgamma(a) + lgamma(b) - lgamma(a+b)), as the
+    # reference code computes it (floored_log_beta_function)
+    torch.lgamma(a, out=h).add_(torch.lgamma(b, out=tmp)).sub_(torch.lgamma(s, out=tmp))
+    h.exp_().add_(REF_BETA_FN_EPS).log_()
+    h.sub_(torch.sub(a, 1.0, out=tmp).mul_(psi_a))
+    h.sub_(torch.sub(b, 1.0, out=tmp).mul_(psi_b))
+    h.add_(torch.sub(s, 2.0, out=tmp).mul_(psi_s))
+
+
+def _posterior_term_block(mean: torch.Tensor, var: torch.Tensor, floored: bool,
+                          ws: Workspace) -> torch.Tensor:
+    """``posterior_term`` of one block: ``[C, P]`` in, ``[P]`` float64 out."""
+    n, shape = mean.numel(), mean.shape
+    p = ws("p", n).view(shape).copy_(mean).clamp_(min=FIT_FLOOR).view(-1)
+    beta = ws("v", n).view(shape).copy_(var).clamp_(min=FIT_FLOOR).view(-1)
+    alpha = ws("alpha", n)
+    _fit_into(p, beta, alpha, ws("q", n))
+    tolerance = torch.mul(p, FIT_TOLERANCE, out=ws("tolerance", n))
+    valid = torch.gt(alpha, tolerance, out=ws("valid", n, torch.bool))
+    valid.logical_and_(torch.gt(beta, 0.0, out=ws("beta_ok", n, torch.bool)))
+    invalid = valid.logical_not_()  # these classes contribute 0
+    # Invalid fits get a harmless stand-in Beta(2, 1) so that no NaN is ever computed.
+    a = alpha.add_(1.0).masked_fill_(invalid, 2.0)
+    b = beta.masked_fill_(invalid, 1.0)
+    h = ws("h", n)
+    _beta_entropy_into(a, b, h, ws, floored)
+    return p.mul_(h).clamp_(max=0.0).masked_fill_(invalid, 0.0).view(shape).sum(0)
 
 
 def posterior_term(mean: torch.Tensor, var: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
     """BalEnt's ``S = sum_c min(0, p_c h_c)`` with h_c the entropy of Beta(alpha_c + 1, beta_c).
 
     Classes with an invalid moment fit contribute 0. float64. # [..., C, H, W] -> [..., H, W]
+    Evaluated in blocks of pixels with reused buffers, so the float64 temporaries neither
+    scale with the image nor cost an allocation per operation.
     """
-    alpha, beta = beta_moment_fit(mean, var)  # [..., C, H, W]
-    valid = (alpha > 0) & (beta > 0)
-    # Invalid fits get a harmless stand-in Beta(2, 1) so that no NaN is ever computed.
-    h = beta_entropy(torch.where(valid, alpha + 1.0, 2.0), torch.where(valid, beta, 1.0),
-                     floored=floored)
-    p = mean.to(torch.float64).clamp(min=FIT_FLOOR)
-    contribution = torch.where(valid, (p * h).clamp(max=0.0), torch.zeros_like(h))
-    return contribution.sum(CLASS_DIM)
+    if mean.shape != var.shape or mean.dim() < 3:
+        raise ValueError(f"mean and variance must share a [..., C, H, W] shape, got "
+                         f"{tuple(mean.shape)} and {tuple(var.shape)}")
+    c = mean.shape[CLASS_DIM]
+    spatial = mean.shape[:-3] + mean.shape[-2:]
+    mean3 = mean.reshape(-1, c, mean.shape[-2] * mean.shape[-1])  # [B, C, P]
+    var3 = var.reshape(mean3.shape)
+    out = torch.empty(mean3.shape[0], mean3.shape[2], dtype=torch.float64, device=mean.device)
+    block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
+    step = max(1, block // max(c, 1))
+    ws = Workspace(c * min(step, mean3.shape[2]), mean.device)
+    for image in range(mean3.shape[0]):
+        for start in range(0, mean3.shape[2], step):
+            cols = slice(start, start + step)
+            out[image, cols] = _posterior_term_block(mean3[image, :, cols], var3[image, :, cols],
+                                                     floored, ws)
+    return out.reshape(spatial)
 
 
 def balanced_entropy(mean: torch.Tensor, var: torch.Tensor, predictive_entropy: torch.Tensor,

@@ -13,7 +13,7 @@ def balent_acquisition_scipy(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     v = np.maximum(var, 1e-9)
     alpha = p * p * (1 - p) / v - p
     beta = (1 / p - 1) * alpha
-    valid = (alpha > 0) & (beta > 0)
+    valid = (alpha > 1e-12 * p) & (beta > 0)  # at the Beta's variance limit up to rounding: invalid
     a = np.where(valid, alpha, 1.0)
     b = np.where(valid, beta, 1.0)
     h = (gammaln(a + 1) + gammaln(b) - gammaln(a + b + 1) - a * digamma(a + 1)
@@ -38,7 +38,7 @@ def balent_acquisition_mpmath(mean: np.ndarray, var: np.ndarray, dps: int = 40) 
             p, v = mpmath.mpf(max(mu, 1e-9)), mpmath.mpf(max(sigma2, 1e-9))
             alpha = p * p * (1 - p) / v - p
             beta = (1 / p - 1) * alpha
-            if alpha <= 0 or beta <= 0:
+            if alpha <= 1e-12 * p or beta <= 0:  # invalid, or at the limit up to rounding
                 continue
             h = (mpmath.log(mpmath.beta(alpha + 1, beta)) - alpha * mpmath.digamma(alpha + 1)
                  - (beta - 1) * mpmath.digamma(beta) + (alpha + beta - 1)

@@ -162,3 +162,18 @@ def test_balent_one_hot_pixel_ranks_last() -> None:
     post = _posterior_from_pixels([[[1.0, 0.0, 0.0]] * 4, [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]] * 2])
     scores = build_strategy("balent").score(post).reshape(-1)
     assert scores[0] == float("-inf") and math.isfinite(scores[1])
+
+
+def test_balent_fit_at_the_beta_variance_limit_is_invalid_in_any_sample_order() -> None:
+    # class 2 takes the values 0, 1/3, 0, 1: unbiased variance 2/9 = mean (1 - mean), the largest a
+    # Beta allows; alpha is 0 in exact arithmetic and +-1e-17 after rounding, depending on order.
+    third = 1.0 / 3.0
+    samples = [[1.0, 0.0, 0.0], [third, third, third], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    scores = set()
+    for order in ([0, 1, 2, 3], [0, 3, 2, 1], [3, 2, 1, 0], [1, 3, 0, 2]):
+        post = _posterior_from_pixels([[samples[k] for k in order]])
+        scores.add(round(build_strategy("balent").score(post).item(), 12))
+    mean = np.array([7 / 12, 1 / 12, 1 / 3])[:, None, None]
+    var = np.array([0.25, 1 / 36, 2 / 9])[:, None, None]
+    assert scores == {round(float(balent_acquisition_scipy(mean, var)[0, 0]), 12)}
+    assert scores.pop() > 0  # class 2 contributes 0; the pixel is not pushed to the far negative end
