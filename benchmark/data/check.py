@@ -45,6 +45,32 @@ class LayoutReport:
     ignored_pixels: int
     label_files_read: int
     notes: list[str] = field(default_factory=list)
+    ignore_name: str = "ignored (255)"  # the histogram row of ignored pixels
+
+
+def resolve_root(dataset: str, root, candidates: tuple[str, ...], markers: tuple[str, ...],
+                 expected: str) -> Path:
+    """The top folder of a native layout: ``root`` itself or ``root/<candidate>``.
+
+    The first of ``("",) + candidates`` below ``root`` that holds any of ``markers`` (paths
+    relative to the layout's top folder) wins, so a partial layout is still found and then reported
+    precisely by ``pair_split``. With no marker anywhere, one UsageError says what ``expected``
+    layout --data-root must hold.
+    """
+    if root is None or str(root) == "":
+        raise UsageError(f"{dataset}: --data-root is required: the folder that holds {expected}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"{dataset}: data root {root} is not a folder; --data-root must point at "
+                         f"the folder that holds {expected}")
+    for candidate in ("",) + tuple(candidates):
+        top = root / candidate if candidate else root
+        if any((top / marker).exists() for marker in markers):
+            return top
+    looked = [str(root)] + [str(root / c) for c in candidates]
+    where = looked[0] if len(looked) == 1 else f"{', '.join(looked[:-1])} or {looked[-1]}"
+    raise UsageError(f"{dataset}: no {dataset} layout in {where}: --data-root must point at the "
+                     f"folder that holds {expected}")
 
 
 def _stems(folder: Path, suffix: str, recursive: bool) -> dict[str, Path]:
@@ -63,7 +89,8 @@ def pair_split(root: Path, dataset: str, layout: SplitLayout) -> list[tuple[Path
     for folder, what in ((img_dir, "images"), (seg_dir, "label maps")):
         if not folder.is_dir():
             raise UsageError(f"{dataset}: expected the {layout.split} {what} in {folder}, which does not "
-                             f"exist; point --data-root at the folder that holds {layout.img_dir}")
+                             f"exist; point --data-root at the folder that holds {layout.img_dir} and "
+                             f"{layout.seg_dir}")
     images = _stems(img_dir, layout.img_suffix, layout.recursive)
     labels = _stems(seg_dir, layout.seg_suffix, layout.recursive)
     if layout.names_file is not None:
@@ -97,6 +124,19 @@ def read_label(path: Path) -> np.ndarray:
         raise UsageError(f"cannot read label map {path}: {err}; replace or remove the file") from None
 
 
+def _check_same_size(dataset: str, img_path: Path, seg_path: Path, label_shape) -> None:
+    """A label map must cover its image pixel for pixel (the clicks index both)."""
+    try:
+        with Image.open(img_path) as img:  # reads the header only
+            width, height = img.size
+    except Exception as err:
+        raise UsageError(f"{dataset}: cannot read image {img_path}: {err}; replace or remove "
+                         f"the file") from None
+    if (height, width) != tuple(label_shape[:2]):
+        raise UsageError(f"{dataset}: label map {seg_path} is {label_shape[1]}x{label_shape[0]} but its "
+                         f"image {img_path} is {width}x{height}; they must have the same size")
+
+
 def label_histogram(dataset: str, pairs: list[tuple[Path, Path]], num_classes: int,
                     ignore_values: tuple[int, ...] = (255,), reduce_zero_label: bool = False,
                     max_files: int | None = None) -> tuple[np.ndarray, int, int]:
@@ -115,6 +155,7 @@ def label_histogram(dataset: str, pairs: list[tuple[Path, Path]], num_classes: i
         if label.ndim != 2:
             raise UsageError(f"{dataset}: label map {seg_path} has shape {label.shape}; expected a "
                              f"single-channel image of class ids (not a colour rendering)")
+        _check_same_size(dataset, img_path, seg_path, label.shape)
         values = label.astype(np.int64)
         if reduce_zero_label:
             values = np.where(values == 0, 255, values - 1)
@@ -122,9 +163,13 @@ def label_histogram(dataset: str, pairs: list[tuple[Path, Path]], num_classes: i
         bad = ~np.isin(values, np.arange(num_classes)) & ~np.isin(values, ignore_values)
         if bad.any():
             raw = np.unique(label[bad])[:5].tolist()
-            raise UsageError(f"{dataset}: label map {seg_path} holds values {raw} outside 0..{num_classes - 1}"
-                             f"{'+1 (reduce_zero_label)' if reduce_zero_label else ''} and ignore "
-                             f"{list(ignore_values)}; is it the right label encoding?")
+            if reduce_zero_label:  # stored as 1..num_classes, 0 = "other" (ignored)
+                allowed = f"1..{num_classes} and the ignore value 0"
+            else:
+                allowed = f"0..{num_classes - 1} and the ignore value{'s' * (len(ignore_values) > 1)} " \
+                          f"{', '.join(map(str, ignore_values))}"
+            raise UsageError(f"{dataset}: label map {seg_path} holds values {raw}, outside the class "
+                             f"ids {allowed}; is it the right label encoding?")
         counts = np.bincount(values[values < num_classes].ravel(), minlength=num_classes)
         hist += counts[:num_classes]
         ignored += int(np.isin(values, ignore_values).sum())
@@ -169,7 +214,7 @@ def print_report(report: LayoutReport, console) -> None:
         classes.add_column(col, justify=justify)
     for idx, (name, count) in enumerate(zip(report.classes, report.histogram)):
         classes.add_row(str(idx), name, str(int(count)), f"{100 * count / max(total, 1):.2f}%")
-    classes.add_row("-", "ignored (255)", str(report.ignored_pixels),
+    classes.add_row("-", report.ignore_name, str(report.ignored_pixels),
                     f"{100 * report.ignored_pixels / max(total, 1):.2f}%")
     console.print(classes)
     for note in report.notes:
