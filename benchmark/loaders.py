@@ -77,6 +77,7 @@ class RunData:
         self.pool_items = [self.train.get_data_info(i) for i in range(len(self.train))]
         self.val_items = [self.val.get_data_info(i) for i in range(len(self.val))]
         self.shapes = {i: _label_shape(item) for i, item in enumerate(self.pool_items)}
+        self.val_shapes = [_label_shape(item) for item in self.val_items]
 
     # -- the pool --------------------------------------------------------------------------
     @property
@@ -128,14 +129,32 @@ class RunData:
 
     def pool_loader(self, batch_size: int) -> DataLoader:
         dataset = ItemDataset(self.pool_items, self._test_steps(False), self.metainfo)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate,
-                          num_workers=self.preset.data.get("num_workers", 0))
+        sizes = [self.shapes[i] for i in range(len(self.pool_items))]
+        return DataLoader(dataset, batch_sampler=same_size_batches(sizes, batch_size),
+                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
 
     def val_loader(self, batch_size: int, limit: int | None = None) -> DataLoader:
         items = self.val_items if limit is None else self.val_items[:limit]
         dataset = ItemDataset(items, self._test_steps(True), self.metainfo)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pseudo_collate,
+        batches = same_size_batches(self.val_shapes[:len(items)], batch_size)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=pseudo_collate,
                           num_workers=self.preset.data.get("num_workers", 0))
+
+
+def same_size_batches(sizes: list, batch_size: int) -> list[list[int]]:
+    """Consecutive indices, in order, cut into batches of at most ``batch_size`` equal sizes.
+
+    mmseg's data preprocessor stacks a test batch only when its images share one size (ADE20K
+    and VOC images vary), and the acquisition loop relies on the pool's order.
+    """
+    batches: list[list[int]] = []
+    for index, size in enumerate(sizes):
+        last = batches[-1] if batches else None
+        if last is not None and len(last) < batch_size and sizes[last[0]] == size:
+            last.append(index)
+        else:
+            batches.append([index])
+    return batches
 
 
 def _label_shape(item: dict) -> ImageShape:

@@ -47,7 +47,8 @@ class Acquisition:
     picks: dict = field(default_factory=dict)
     uncertainty: dict = field(default_factory=dict)
     inference_seconds: float = 0.0
-    acquisition_seconds: float = 0.0
+    acquisition_seconds: float = 0.0  # scoring + selection + uncertainty decomposition
+    stage_seconds: dict = field(default_factory=dict)  # that split: scoring, selection, decomposition
 
 
 def initial_store(spec, data, journal) -> LabelStore:
@@ -69,29 +70,51 @@ def initial_store(spec, data, journal) -> LabelStore:
     return store
 
 
+def _synchronize(device) -> None:
+    """Wait for queued GPU work, so that the stage timings are charged to the right stage."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def acquire(model, data, store: LabelStore, strategy, spec, cycle: int) -> Acquisition:
-    """MC inference over the pool, scores, per-image top-n picks, uncertainty decomposition."""
+    """MC inference over the pool, scores, per-image top-n picks, uncertainty decomposition.
+
+    Everything stays on ``spec.device``, streaming one batch at a time: only the picked
+    coordinates and, once at the end, the decomposition sums come back to the host.
+    """
     device = spec.device
     masks = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, cycle, "masks"))
     select = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, cycle, "select"))
     keep = bool(getattr(strategy, "needs_samples", False))
     out, sums, count, image_id = Acquisition(), {}, 0, 0
+    stages = dict(scoring=0.0, selection=0.0, decomposition=0.0)
     for batch in data.pool_loader(spec.batch_size):
         start = time.perf_counter()
         posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep)
-        middle = time.perf_counter()
+        _synchronize(device)
+        out.inference_seconds += time.perf_counter() - start
         for post in posteriors:
-            unlabelled = ~store.labelled_mask(image_id, device)
+            labelled = store.labelled_mask(image_id, device)
+            t0 = time.perf_counter()
             scores = strategy.score(post, generator=select)
-            out.picks[image_id] = select_top_n(scores, ~unlabelled, spec.pixels_per_image,
+            _synchronize(device)
+            t1 = time.perf_counter()
+            out.picks[image_id] = select_top_n(scores, labelled, spec.pixels_per_image,
                                                select).cpu().numpy()
-            for name, value in decomposition(post).items():
-                sums[name] = sums.get(name, 0.0) + float(value[unlabelled].double().sum())
-            count += int(unlabelled.sum())
+            t2 = time.perf_counter()
+            for name, value in decomposition(post).items():  # summed over unlabelled pixels
+                total = torch.where(labelled, 0.0, value.double()).sum()
+                sums[name] = total if name not in sums else sums[name] + total
+            count = count + (~labelled).sum()
+            _synchronize(device)
+            stages["scoring"] += t1 - t0
+            stages["selection"] += t2 - t1
+            stages["decomposition"] += time.perf_counter() - t2
             image_id += 1
-        out.inference_seconds += middle - start
-        out.acquisition_seconds += time.perf_counter() - middle
-    out.uncertainty = {k: v / max(count, 1) for k, v in sums.items()}
+    count = max(int(count), 1)
+    out.uncertainty = {k: float(v) / count for k, v in sums.items()}
+    out.stage_seconds = stages
+    out.acquisition_seconds = sum(stages.values())
     return out
 
 

@@ -1,0 +1,110 @@
+"""Section 1: last-layer MC dropout against m full forward passes, on the same model and images,
+and what one last-layer MC sample costs, stage by stage, against the machine's copy bandwidth."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from rich.table import Table
+
+from benchmark.mc_dropout import (SoftmaxStatistics, dropout_masks, features_before_classifier,
+                                  head_dropout_p, mc_posteriors, padded_size, upsample_bilinear)
+from benchmark.perf.fixtures import RandomPool, load_model, timed
+from strategies import PosteriorAccumulator
+
+FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy")
+
+
+def _generator(device, seed: int = 0) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def max_difference(a: list, b: list) -> float:
+    """Largest absolute difference of any statistic between two lists of posteriors."""
+    return max(float((getattr(x, f) - getattr(y, f)).abs().max()) for x, y in zip(a, b) for f in FIELDS)
+
+
+@torch.no_grad()
+def compare_paths(model, batch, m: int, repeats: int, device) -> dict:
+    """Seconds of one backbone+decoder pass, of last-layer MC and of full-network MC (medians)."""
+    inputs = model.data_preprocessor(batch, False)["inputs"]
+    features = timed(lambda: features_before_classifier(model, inputs), repeats, device)
+    fast = timed(lambda: mc_posteriors(model, batch, m, _generator(device)), repeats, device)
+    full = timed(lambda: mc_posteriors(model, batch, m, _generator(device), full_network=True),
+                 max(1, (repeats + 1) // 2), device)
+    diff = max_difference(mc_posteriors(model, batch, m, _generator(device)),
+                          mc_posteriors(model, batch, m, _generator(device), full_network=True))
+    return dict(features=features.median, fast=fast.median, full=full.median, diff=diff)
+
+
+def section_mc(args, console, bandwidth: float) -> None:
+    m = args.mc_samples
+    console.print(f"1. Last-layer vs full-network MC dropout: m = {m}, a batch of {args.batch_size} images "
+                  f"of {args.height}x{args.width}, {args.classes} classes, median of {args.repeats}")
+    table = Table(title="1. MC dropout: last layer vs full network")
+    for column in ("model", "1 forward pass", "last-layer MC", "full-network MC", "speed-up",
+                   f"goal >= 0.7m = {0.7 * m:.1f}", "per sample: head / full pass", "max |diff| of stats"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    pool = RandomPool(args.batch_size, args.height, args.width)
+    batch = pool.batch(range(args.batch_size))
+    first = None
+    for name in args.models:
+        model = load_model(name, args.classes, args.device)
+        if first is None:
+            first = model
+        r = compare_paths(model, batch, m, args.repeats, args.device)
+        speedup = r["full"] / r["fast"]
+        table.add_row(name, f"{r['features'] * 1e3:.1f} ms", f"{r['fast'] * 1e3:.1f} ms",
+                      f"{r['full'] * 1e3:.1f} ms", f"{speedup:.1f}x",
+                      "met" if speedup >= 0.7 * m else "not met",
+                      f"{(r['fast'] - r['features']) / m * 1e3:.2f} / {r['full'] / m * 1e3:.2f} ms",
+                      f"{r['diff']:.1e}")
+    console.print(table)
+    console.print("  full-network MC = m complete mmseg predict() passes (every dropout layer active, "
+                  "the head's masks identical to the last-layer path's), folded by "
+                  "strategies.PosteriorAccumulator; max |diff| compares the two paths' statistics.")
+    console.print(head_breakdown(first, batch, args, bandwidth))
+
+
+@torch.no_grad()
+def head_breakdown(model, batch, args, bandwidth: float) -> Table:
+    """Per-sample stages of the last-layer path at full resolution, with their minimal traffic."""
+    device, repeats = args.device, max(args.repeats, 3)
+    data = model.data_preprocessor(batch, False)
+    inputs, metas = data["inputs"], [s.metainfo for s in data["data_samples"]]
+    head = model.decode_head
+    feat = features_before_classifier(model, inputs)
+    size = padded_size(metas, inputs)
+    g = _generator(device)
+    logits = head.conv_seg(feat * dropout_masks(feat, head_dropout_p(head), g))
+    up = upsample_bilinear(logits, size, head.align_corners)
+    elements = up.numel()
+    stats = SoftmaxStatistics()
+    stats.add_logits(up.clone())
+    scratch = up.clone()
+    legacy = [PosteriorAccumulator() for _ in metas]
+    copy_s = timed(lambda: scratch.copy_(up), repeats, device).median
+    rows = [
+        ("dropout mask + 1x1 classifier at feature resolution",
+         lambda: head.conv_seg(feat * dropout_masks(feat, head_dropout_p(head), g)),
+         (feat.numel() + logits.numel()) * 4),
+        ("bilinear resize to the padded input (separable lerp on CPU)",
+         lambda: upsample_bilinear(logits, size, head.align_corners, out=scratch), elements * 4),
+        ("  same with F.interpolate (before)",
+         lambda: F.interpolate(logits, size=size, mode="bilinear", align_corners=head.align_corners),
+         elements * 4),
+        ("softmax + entropy + Welford fold (SoftmaxStatistics)",  # minus the refill of its scratch
+         lambda: stats.add_logits(scratch.copy_(up)), elements * 20, copy_s),
+        ("  softmax + PosteriorAccumulator.add per image (before)",
+         lambda: [acc.add(torch.softmax(one, dim=0)) for acc, one in zip(legacy, up)], elements * 20),
+    ]
+    table = Table(title=f"1b. One last-layer MC sample, logits {tuple(up.shape)} (median of {repeats})")
+    for column in ("stage", "ms", "minimal bytes", "GB/s at minimal bytes", "% of copy bandwidth"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for label, fn, nbytes, *minus in rows:
+        seconds = max(timed(fn, repeats, device).median - sum(minus), 1e-9)
+        table.add_row(label, f"{seconds * 1e3:.2f}", f"{nbytes / 2**20:.1f} MiB",
+                      f"{nbytes / seconds / 1e9:.1f}", f"{100 * nbytes / seconds / bandwidth:.0f}%")
+    table.caption = (f"minimal bytes: resize = write the logits; fold = read logits, read+write mean "
+                     f"and M2 (20 B per element, what one fused kernel would move); a plain copy of "
+                     f"the same logits takes {copy_s * 1e3:.3f} ms")
+    return table

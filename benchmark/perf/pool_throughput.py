@@ -1,0 +1,151 @@
+"""Section 2: pool scoring throughput (score + per-image top-n selection, as ``loop.acquire`` runs
+them) for every registered strategy, in pixels per second and against the bytes of posterior each
+strategy must read, as a fraction of the measured copy bandwidth.
+
+The fixed cost per image (Python and dispatch overhead) is measured on tiny 16x16 posteriors; its
+share of the per-image time tells overhead-bound strategies from the others.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from rich.table import Table
+
+from benchmark.mc_dropout import SoftmaxStatistics
+from benchmark.perf.fixtures import synchronize, timed
+from strategies import build_strategy, describe_strategies, load_entry_points, select_top_n
+from strategies.uncertainty import decomposition
+
+POSTERIOR_FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy", "samples")
+SHORT = dict(mean="mean", variance="var", predictive_entropy="H", expected_entropy="E", samples="samples")
+
+
+class _ReadRecorder:
+    """Forwards attribute reads to a posterior and remembers which of its tensors were read."""
+
+    def __init__(self, post):
+        self._post, self.read = post, set()
+
+    def __getattr__(self, name):
+        if name in POSTERIOR_FIELDS:
+            self.read.add(name)
+        return getattr(self._post, name)
+
+
+def fields_read(score, post) -> tuple[str, ...]:
+    """The posterior tensors ``score(post)`` reads (all of them if it will not take a stand-in)."""
+    recorder = _ReadRecorder(post)
+    try:
+        score(recorder)
+    except Exception:  # a plugin that type-checks its argument: charge it every field
+        return tuple(f for f in POSTERIOR_FIELDS if getattr(post, f) is not None)
+    return tuple(sorted(recorder.read))
+
+
+def bytes_per_pixel(post, fields) -> float:
+    pixels = post.predictive_entropy.numel()
+    return sum(getattr(post, f).numel() * getattr(post, f).element_size() for f in fields) / pixels
+
+
+def random_posteriors(count: int, size: int, classes: int, m: int, device, keep_samples: bool,
+                      seed: int = 0) -> list:
+    """Posteriors of smooth random logits with per-sample noise, folded like the real path."""
+    g = torch.Generator().manual_seed(seed)
+    low = max(size // 8, 1)
+    posts = []
+    for _ in range(count):
+        base = torch.randn(1, classes, low, low, generator=g) * 4
+        base = F.interpolate(base, size=(size, size), mode="bilinear", align_corners=False)
+        stats = SoftmaxStatistics(keep_samples=keep_samples)
+        for _ in range(m):
+            noise = torch.randn(1, classes, size, size, generator=g)
+            stats.add_logits((base + noise).to(device))
+        posts.append(stats.finalize()[0])
+    return posts
+
+
+def labelled_masks(count: int, size: int, device, per_image: int = 10) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    masks = []
+    for _ in range(count):
+        mask = torch.zeros(size * size, dtype=torch.bool)
+        mask[torch.randperm(size * size, generator=g)[:per_image]] = True
+        masks.append(mask.view(size, size).to(device))
+    return masks
+
+
+def time_pool(score, posts, masks, n_images: int, n: int, device, select: bool = True) -> tuple:
+    """Seconds spent scoring and selecting over a pool of ``n_images`` (posteriors reused in turn)."""
+    g = torch.Generator(device=device).manual_seed(0)
+    scoring = selection = 0.0
+    for i in range(n_images):
+        post, mask = posts[i % len(posts)], masks[i % len(masks)]
+        t0 = time.perf_counter()
+        scores = score(post, g)
+        synchronize(device)
+        t1 = time.perf_counter()
+        if select:
+            select_top_n(scores, mask, n, g).cpu()
+        selection += time.perf_counter() - t1
+        scoring += t1 - t0
+    return scoring, selection
+
+
+def _candidates() -> list[tuple]:
+    """(name, score(post, generator), selected?, needs samples?) for each registered strategy."""
+    load_entry_points()
+    rows = []
+    for name, _, _ in describe_strategies():
+        strategy = build_strategy(name)
+        rows.append((name, lambda p, g, s=strategy: s.score(p, generator=g), True,
+                     bool(getattr(strategy, "needs_samples", False))))
+    rows.append(("(decomposition)", lambda p, g: decomposition(p), False, False))
+    return rows
+
+
+def _bound(overhead_share: float, bandwidth_share: float) -> str:
+    if overhead_share >= 0.5:
+        return "Python/dispatch overhead"
+    if bandwidth_share >= 0.4:
+        return "memory bandwidth"
+    return "compute"
+
+
+def section_throughput(args, console, bandwidth: float) -> None:
+    size, device, n_images = args.score_size, args.device, args.score_images
+    posts = random_posteriors(args.score_distinct, size, args.classes, args.mc_samples, device, False)
+    tiny = random_posteriors(2, 16, args.classes, 2, device, False)
+    masks, tiny_masks = labelled_masks(len(posts), size, device), labelled_masks(2, 16, device)
+    console.print(f"2. Pool scoring throughput (score + top-{args.pixels_per_image} selection per image): "
+                  f"{n_images} posteriors of {size}x{size}, {args.classes} classes, m = {args.mc_samples}; "
+                  f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
+    table = Table(title="2. Pool scoring throughput")
+    for column in ("strategy", "reads", "B/px", "score ms/img", "select ms/img", "Mpx/s",
+                   "GB/s read", "% of copy bw", "fixed cost share", "bound"):
+        table.add_column(column, justify="left" if column in ("strategy", "reads", "bound") else "right")
+    pixels = size * size
+    for name, score, select, needs in _candidates():
+        pool_posts = random_posteriors(2, size, args.classes, args.mc_samples, device, True) if needs else posts
+        fields = fields_read(lambda p: score(p, torch.Generator(device=device)), pool_posts[0])
+        per_px = bytes_per_pixel(pool_posts[0], fields) + 1  # + the labelled mask (bool)
+        score(pool_posts[0], torch.Generator(device=device))  # warm-up
+        scoring, selection = time_pool(score, pool_posts, masks, n_images, args.pixels_per_image,
+                                       device, select)
+        small = time_pool(score, tiny, tiny_masks, 4 * len(tiny), args.pixels_per_image, device, select)
+        fixed = sum(small) / (4 * len(tiny))
+        per_image = (scoring + selection) / n_images
+        rate = per_px * pixels / per_image
+        table.add_row(name, ", ".join(SHORT[f] for f in fields) or "-",
+                      f"{per_px:.0f}", f"{scoring / n_images * 1e3:.2f}",
+                      f"{selection / n_images * 1e3:.2f}" if select else "-",
+                      f"{pixels / per_image / 1e6:.1f}", f"{rate / 1e9:.2f}",
+                      f"{100 * rate / bandwidth:.1f}%",
+                      f"{100 * min(fixed / per_image, 1):.0f}%",
+                      _bound(fixed / per_image, rate / bandwidth))
+    console.print(table)
+    console.print("  reads: posterior tensors read (var = variance, H = predictive entropy, E = expected "
+                  "entropy); B/px: their bytes per pixel + 1 for the labelled mask; fixed cost share: "
+                  "per-image time on 16x16 posteriors / per-image time here; (decomposition): the "
+                  "epistemic/aleatoric/MJEnt record loop.acquire computes for every image and strategy.")

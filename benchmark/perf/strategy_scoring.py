@@ -1,0 +1,347 @@
+"""Scoring one image with every built-in strategy: the streaming path against a float64 reference.
+
+    python -m benchmark.perf.strategy_scoring [--height 512 --width 1024 --classes 19
+        --mc-samples 20 --repeats 3 --memory-m 5,40 --threads N --device cpu] [--tiny]
+
+- streaming: the m MC samples (float32 [C, H, W], as the MC-dropout heads produce them) are fed
+  to ``PosteriorAccumulator`` one at a time, each generated just before it is added and dropped
+  after; then ``finalize()`` and ``strategy.score(post)``.
+- reference: all m samples stacked into ``[m, C, H, W]``, converted to float64, and the formulas
+  of method.md applied plainly to the full tensor (written out below, independent of
+  ``strategies/``): mean, unbiased variance, H and E, then the strategy's score.
+
+Time: best of ``--repeats``; generating the samples is not timed. Peak memory: the growth of the
+peak resident set (VmHWM, reset through /proc/self/clear_refs) over the resident set before the
+samples are generated, in a fresh interpreter per measurement; it includes the samples held (one
+at a time for streaming, all m for the reference). On CUDA: ``torch.cuda.max_memory_allocated``.
+``max rel. diff`` compares the two paths' finite scores (float32 accumulation against float64).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+BUILTIN = ["random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"]
+ROOT = Path(__file__).resolve().parents[2]
+MIB = 2.0 ** 20
+GOAL_SPEEDUP = 3.0
+
+
+# ---- synthetic MC-dropout samples -------------------------------------------------------------
+class Samples:
+    """Sample k is softmax(base + noise_k) over C classes, float32, from seeded generators only."""
+
+    def __init__(self, classes: int, height: int, width: int, device: str, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.shape, self.device, self.seed = (classes, height, width), device, seed
+        self.base = (3.0 * torch.randn(self.shape, generator=g)).to(device)  # [C, H, W] logits
+
+    def __call__(self, k: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k + 1)
+        noise = torch.randn(self.shape, generator=g).to(self.device)
+        return torch.softmax(self.base + noise, dim=0)  # [C, H, W] float32
+
+
+# ---- the plain float64 reference --------------------------------------------------------------
+def reference_scores(name: str, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Scores [H, W] of strategy ``name`` from the stacked samples ``probs`` [m, C, H, W]."""
+    p = probs.to(torch.float64)
+    m = p.shape[0]
+    mean = p.mean(0)  # [C, H, W]
+    var = p.var(0, correction=1) if m > 1 else torch.zeros_like(mean)
+    big_h = -torch.special.xlogy(mean, mean).sum(0)  # [H, W]
+    big_e = -torch.special.xlogy(p, p).sum(1).mean(0)  # [H, W]
+    shape = tuple(big_h.shape)
+    if name == "random":
+        return torch.rand(shape, generator=generator, dtype=torch.float64).to(p.device)
+    if name == "entropy":
+        return big_h
+    if name == "margin":
+        top2 = mean.topk(2, dim=0).values
+        return top2[1] - top2[0]
+    bald = (big_h - big_e).clamp(min=1e-9)
+    if name == "bald":
+        return bald
+    if name == "pbald":
+        u = torch.rand(shape, generator=generator, dtype=torch.float64).to(p.device)
+        return torch.log(bald) - torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
+    if name in ("balent", "balent_ref"):
+        return _reference_balent(mean, var, big_h, floored=name == "balent_ref")
+    raise KeyError(f"no reference for strategy {name!r}")
+
+
+def _reference_balent(mean: torch.Tensor, var: torch.Tensor, big_h: torch.Tensor,
+                      floored: bool) -> torch.Tensor:
+    """method.md steps 1-6, straight from the formula (log B from lgamma; float64)."""
+    p, v = mean.clamp(min=1e-9), var.clamp(min=1e-9)
+    alpha = p * p * (1 - p) / v - p
+    beta = (1 / p - 1) * alpha
+    valid = (alpha > 0) & (beta > 0)
+    a, b = torch.where(valid, alpha, 1.0), torch.where(valid, beta, 1.0)
+    log_b = torch.lgamma(a + 1) + torch.lgamma(b) - torch.lgamma(a + b + 1)
+    if floored:  # the public reference code: log(B + 1e-32)
+        log_b = torch.log(torch.exp(log_b) + 1e-32)
+    h = (log_b - a * torch.digamma(a + 1) - (b - 1) * torch.digamma(b)
+         + (a + b - 1) * torch.digamma(a + b + 1))
+    s = torch.where(valid, torch.clamp(p * h, max=0.0), 0.0).sum(0)
+    balent = (s + big_h) / (big_h + math.log(2))
+    score = torch.where(balent > 0, 1 / balent, balent)
+    return torch.where(torch.isfinite(balent) & (balent != 0), score, -math.inf)
+
+
+# ---- one measurement --------------------------------------------------------------------------
+def _status_bytes(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+class PeakMemory:
+    """Peak memory growth from ``start()`` to ``peak()``: VmHWM on the CPU, CUDA allocator stats."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = torch.device(device).type == "cuda"
+        self.base = 0
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: VmHWM := VmRSS
+            self.base = _status_bytes("VmRSS")
+        except OSError:  # no reset: the growth over the earlier peak (an underestimate)
+            self.base = _status_bytes("VmHWM")
+
+    def peak(self) -> int:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - self.base
+        return max(0, _status_bytes("VmHWM") - self.base)
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _streaming(name: str, samples: Samples, m: int, device: str) -> tuple[float, torch.Tensor]:
+    from strategies import PosteriorAccumulator, build_strategy
+
+    strategy = build_strategy(name)
+    acc, seconds = PosteriorAccumulator(), 0.0
+    for k in range(m):
+        p = samples(k)  # generated outside the timed region
+        _sync(device)
+        start = time.perf_counter()
+        acc.add(p)
+        _sync(device)
+        seconds += time.perf_counter() - start
+        del p
+    start = time.perf_counter()
+    scores = strategy.score(acc.finalize(), generator=torch.Generator().manual_seed(0))
+    _sync(device)
+    return seconds + time.perf_counter() - start, scores
+
+
+def _reference(name: str, probs: torch.Tensor, device: str) -> tuple[float, torch.Tensor]:
+    _sync(device)
+    start = time.perf_counter()
+    scores = reference_scores(name, probs, torch.Generator().manual_seed(0))
+    _sync(device)
+    return time.perf_counter() - start, scores
+
+
+def measure(path: str, name: str, m: int, cfg: dict) -> dict:
+    """Best time of ``cfg["repeats"]`` runs and the peak memory growth of one (path, strategy)."""
+    samples = Samples(cfg["classes"], cfg["height"], cfg["width"], cfg["device"])
+    warm = Samples(cfg["classes"], 8, 8, cfg["device"])  # first-call allocations not counted
+    _streaming(name, warm, 2, cfg["device"])
+    _reference(name, torch.stack([warm(0), warm(1)]), cfg["device"])
+    memory = PeakMemory(cfg["device"])
+    memory.start()
+    times, scores = [], None
+    probs = torch.stack([samples(k) for k in range(m)]) if path == "reference" else None
+    for _ in range(cfg["repeats"]):
+        seconds, scores = (_streaming(name, samples, m, cfg["device"]) if path == "streaming"
+                           else _reference(name, probs, cfg["device"]))
+        times.append(seconds)
+    return dict(path=path, strategy=name, m=m, seconds=min(times), times=times,
+                peak_bytes=memory.peak(), scores=scores.cpu())
+
+
+def measure_in_fresh_process(path: str, name: str, m: int, cfg: dict, scratch: Path) -> dict:
+    """``measure`` in a new interpreter (its peak memory is not inflated by anything earlier)."""
+    out = scratch / f"{path}_{name}_{m}.pt"
+    job = json.dumps(dict(path=path, strategy=name, m=m, cfg=cfg, out=str(out)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.run([sys.executable, "-m", "benchmark.perf.strategy_scoring", "--worker", job],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measurement {path}/{name}/m={m} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["scores"] = torch.load(out)
+    return result
+
+
+def _worker(job_text: str) -> int:
+    job = json.loads(job_text)
+    if job["cfg"]["threads"]:
+        torch.set_num_threads(job["cfg"]["threads"])
+    result = measure(job["path"], job["strategy"], job["m"], job["cfg"])
+    torch.save(result.pop("scores"), job["out"])
+    print(json.dumps(result))
+    return 0
+
+
+# ---- the report -------------------------------------------------------------------------------
+def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest |a - b| / |b| over pixels finite in both (inf when finiteness differs)."""
+    a, b = a.double(), b.double()
+    if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+        return math.inf
+    finite = torch.isfinite(b)
+    if not bool(finite.any()):
+        return 0.0
+    diff = (a[finite] - b[finite]).abs() / b[finite].abs().clamp(min=1e-300)
+    return float(diff.max())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf.strategy_scoring",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--classes", type=int, default=19)
+    parser.add_argument("--mc-samples", type=int, default=20, help="m for the timed comparison")
+    parser.add_argument("--memory-m", default="5,40",
+                        help="two values of m at which the streaming peak memory is compared")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (best)")
+    parser.add_argument("--strategies", default=",".join(BUILTIN))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure in this process (faster; peak memory only indicative)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke run: 32x48, C=5, m=4, memory at m=2,6, one repeat, in-process")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 unless streaming is >= 3x faster for every strategy")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.height, args.width, args.classes, args.mc_samples = 32, 48, 5, 4
+        args.memory_m, args.repeats, args.in_process = "2,6", 1, True
+    args.memory_m = [int(v) for v in args.memory_m.split(",")]
+    args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if len(args.memory_m) != 2 or min(args.memory_m) < 1 or args.mc_samples < 2:
+        parser.error("--memory-m takes two values >= 1 and --mc-samples must be >= 2")
+    unknown = sorted(set(args.strategies) - set(BUILTIN))
+    if unknown:
+        parser.error(f"no float64 reference for {', '.join(unknown)}; choose from {BUILTIN}")
+    return args
+
+
+def run_all(args: argparse.Namespace, console) -> list[dict]:
+    """Every measurement the table needs, one row of figures per strategy."""
+    cfg = dict(height=args.height, width=args.width, classes=args.classes, device=args.device,
+               repeats=args.repeats, threads=args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="strategy_scoring_") as tmp:
+        def run(path, name, m, repeats=None):
+            one = dict(cfg, repeats=repeats or cfg["repeats"])
+            if args.in_process:
+                return measure(path, name, m, one)
+            return measure_in_fresh_process(path, name, m, one, Path(tmp))
+
+        for name in args.strategies:
+            console.log(f"measuring {name}")
+            stream = run("streaming", name, args.mc_samples)
+            ref = run("reference", name, args.mc_samples)
+            low, high = (run("streaming", name, m, repeats=1) for m in args.memory_m)
+            rows.append(dict(strategy=name, streaming_s=stream["seconds"],
+                             reference_s=ref["seconds"], speedup=ref["seconds"] / stream["seconds"],
+                             streaming_peak_mib=stream["peak_bytes"] / MIB,
+                             reference_peak_mib=ref["peak_bytes"] / MIB,
+                             peak_low_m_mib=low["peak_bytes"] / MIB,
+                             peak_high_m_mib=high["peak_bytes"] / MIB,
+                             max_rel_diff=max_relative_difference(stream["scores"], ref["scores"]),
+                             streaming_times=stream["times"], reference_times=ref["times"]))
+    return rows
+
+
+def _mib(value: float) -> str:
+    return f"{value:.1f}" if abs(value) < 10 else f"{value:.0f}"
+
+
+def print_report(rows: list[dict], args: argparse.Namespace, console) -> bool:
+    """The table and the verdict; True when both goals are met."""
+    from rich import box
+    from rich.table import Table
+
+    low, high = args.memory_m
+    table = Table(box=box.SIMPLE_HEAD, title=f"Scoring one {args.height}x{args.width} image, C = {args.classes}, "
+                        f"m = {args.mc_samples} ({args.device}, {torch.get_num_threads()} threads, "
+                        f"best of {args.repeats})")
+    for column in ["strategy", "stream\ns", "ref\ns", "speed-\nup", "stream\npeak MiB",
+                   "ref\npeak MiB", f"stream MiB\nm={low}", f"stream MiB\nm={high}",
+                   "max rel\ndiff"]:
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for r in rows:
+        table.add_row(r["strategy"], f"{r['streaming_s']:.3f}", f"{r['reference_s']:.3f}",
+                      f"{r['speedup']:.1f}x", _mib(r["streaming_peak_mib"]),
+                      _mib(r["reference_peak_mib"]), _mib(r["peak_low_m_mib"]),
+                      _mib(r["peak_high_m_mib"]), f"{r['max_rel_diff']:.1e}")
+    console.print(table)
+    slow = [r["strategy"] for r in rows if r["speedup"] < GOAL_SPEEDUP]
+    spread = max(abs(r["peak_high_m_mib"] - r["peak_low_m_mib"]) for r in rows)
+    sample_mib = 4 * args.classes * args.height * args.width / MIB
+    console.print(f"speed-up >= {GOAL_SPEEDUP:g}x: "
+                  + (f"met for every strategy (min {min(r['speedup'] for r in rows):.1f}x)"
+                     if not slow else f"NOT met for {', '.join(slow)}"))
+    console.print(f"streaming peak memory, m={low} vs m={high}: largest difference "
+                  f"{spread:.0f} MiB (one float32 sample is {sample_mib:.0f} MiB)")
+    return not slow and spread < sample_mib
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker is not None:
+        return _worker(args.worker)
+    from rich.console import Console
+
+    console = Console() if sys.stdout.isatty() else Console(width=110)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    console.print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
+                  f"{_load_average()} before")
+    rows = run_all(args, console)
+    console.print(f"load average {_load_average()} after")
+    ok = print_report(rows, args, console)
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(args=vars(args), rows=rows), indent=1))
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Smoke test of the performance suite: `python -m benchmark perf --tiny` runs and prints its four
+sections. No timing is asserted (the machine is shared and noisy)."""
+import pytest
+
+SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC sample",
+            "2. Pool scoring throughput", "3. Peak memory", "4. Time of one cycle")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(run_cli):
+    return run_cli("perf", "--tiny", timeout=600)
+
+
+def test_tiny_suite_exits_zero(tiny_run):
+    assert tiny_run.returncode == 0
+
+
+@pytest.mark.parametrize("title", SECTIONS)
+def test_tiny_suite_prints_every_section(tiny_run, title):
+    assert title in tiny_run.stdout
+
+
+def test_tiny_suite_lists_every_builtin_strategy_and_cycle_stage(tiny_run):
+    for name in ("balent", "balent_ref", "bald", "pbald", "entropy", "margin", "random"):
+        assert f" {name} " in tiny_run.stdout
+    for stage in ("train", "evaluation", "MC inference", "scoring", "selection"):
+        assert stage in tiny_run.stdout
+
+
+def test_unknown_device_is_a_usage_error(run_cli):
+    proc = run_cli("perf", "--tiny", "--device", "tpu", check=False)
+    assert proc.returncode == 2
+    assert "unknown device" in proc.stderr
