@@ -4,15 +4,18 @@
 
 - ``learning_curves_{dataset}_{model}.png``: mIoU against the labelled-pixel fraction (log x; the
   top axis gives the pixel count), one line per strategy (mean over seeds) with its 95% t-interval
-  as a band (none for one seed), the supervised reference as a dashed horizontal line.
+  as a band (none for one seed), the supervised reference as a dashed horizontal line; the legend,
+  outside the plot, lists the strategies in leaderboard order with their AULC (≈: statistically
+  indistinguishable from rank 1).
 - ``uncertainty_maps_{dataset}_{model}_cycle{k}.png``: from one run's saved ``maps/*.npz`` (the
   balent run if there is one, then balent_ref, then by strategy name; lowest seed; the cycle is
   ``cycle`` or the last one with maps): per validation image, the image, ground truth, prediction
   and the BalEnt (rank-normalised), BALD, pBALD and entropy score maps, each with the pixels it
   would pick ringed.
-- ``uncertainty_decomposition_{dataset}_{model}.png``: per strategy, epistemic, aleatoric and
-  posterior uncertainty (each divided by the absolute value of its first-cycle mean over seeds)
-  and mIoU (twin axis) against the cycle.
+- ``uncertainty_decomposition_{dataset}_{model}.png``: four panels against the cycle: epistemic,
+  aleatoric and posterior uncertainty over the unlabelled pool, each relative to its cycle-0 value
+  (``relative_to_first``), and mIoU; one line per strategy (mean over seeds), same colours as the
+  learning curves.
 """
 from __future__ import annotations
 
@@ -29,11 +32,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import LogFormatterSciNotation, MultipleLocator  # noqa: E402
+from matplotlib.ticker import (FixedLocator, FuncFormatter, LogFormatterSciNotation,  # noqa: E402
+                               MultipleLocator, NullLocator)
 
 from benchmark.errors import UsageError  # noqa: E402
 from benchmark.fileio import write_bytes_atomic  # noqa: E402
-from benchmark.leaderboard import SUPERVISED, clean_cycles, leaderboard, t_interval  # noqa: E402
+from benchmark.leaderboard import SUPERVISED, TIED_MARKER, leaderboard, read_cycles_csv, t_interval  # noqa: E402
 
 DPI = 120
 MAX_MAP_IMAGES = 6
@@ -43,7 +47,7 @@ STRATEGY_STYLE = {  # fixed colours, so a strategy looks the same in every figur
     "balent_ref": ("#ff7f0e", "X"),
 }
 EXTRA_COLOURS = ["#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39"]
-UNCERTAINTY_STYLE = {"epistemic": "#2ca02c", "aleatoric": "#1f77b4", "posterior": "#d62728"}
+UNCERTAINTY_COLUMNS = ("epistemic", "aleatoric", "posterior")
 MAP_PANELS = [  # (npz key suffix, title, rank-normalised?)
     ("balent", "BalEnt acquisition\n(rank-normalised, 1 = first)", True),
     ("bald", "BALD (epistemic)", False),
@@ -76,9 +80,7 @@ def _save(fig, path: Path) -> Path:
 
 def _read_cycles(results_dir: Path) -> pd.DataFrame:
     path = results_dir / "cycles.csv"
-    if not path.is_file():
-        raise UsageError(f"no cycles.csv in {results_dir}: run `python -m benchmark run` first or pass --results")
-    cycles = clean_cycles(pd.read_csv(path))
+    cycles = read_cycles_csv(path)
     if cycles.empty:
         raise UsageError(f"{path} has no rows: let `python -m benchmark run` complete a cycle first")
     return cycles
@@ -112,36 +114,80 @@ def _log_labels(axis, text) -> None:
     axis.set_minor_formatter(_LogLabels(text))
 
 
+def _is_true(value) -> bool:
+    return not pd.isna(value) and bool(value)
+
+
 def _percent(value) -> str:
-    return f"{100 * value:.4g}%"
+    """A fraction as a percentage with 2 significant digits, never in scientific notation."""
+    return np.format_float_positional(100 * float(value), precision=2, unique=False, fractional=False,
+                                      trim="-") + "%"
 
 
-def _pixel_axis(ax, block: pd.DataFrame) -> None:
-    """Top axis: labelled pixels (count = fraction x pool pixels)."""
+MAX_CYCLE_TICKS = 12
+
+
+def _cycle_ticks(values) -> list[float]:
+    """The x positions to label when every cycle sits at a shared labelled amount: all of them, thinned
+    (from the right, so the last is kept) to at least 1/10 of the log span apart; [] when there are
+    too many distinct positions (runs with different budgets) or just one."""
+    xs = sorted({float(v) for v in values if np.isfinite(v) and v > 0})
+    if not 1 < len(xs) <= MAX_CYCLE_TICKS * 3:
+        return []
+    gap = (math.log10(xs[-1]) - math.log10(xs[0])) / 10
+    kept = [xs[-1]]
+    for x in reversed(xs[:-1]):
+        if math.log10(kept[-1]) - math.log10(x) >= gap:
+            kept.append(x)
+    return sorted(kept) if len(kept) <= MAX_CYCLE_TICKS else []
+
+
+def _set_ticks(axis, positions, text) -> None:
+    """Label exactly ``positions`` (no minor ticks), or matplotlib's log ticks when it is empty."""
+    if positions:
+        axis.set_major_locator(FixedLocator(positions))
+        axis.set_minor_locator(NullLocator())
+        axis.set_major_formatter(FuncFormatter(lambda v, pos: text(v)))
+    else:
+        _log_labels(axis, text)
+
+
+def _pixel_axis(ax, block: pd.DataFrame, ticks: list[float]) -> None:
+    """Top axis: labelled pixels (count = fraction x pool pixels); at the cycles when ``ticks``."""
     if "labeled_pixels" not in block:
         return
     ranked = block[(block["strategy"] != SUPERVISED) & (block["labeled_fraction"] > 0)]
     if ranked.empty:
         return
-    total = float((ranked["labeled_pixels"] / ranked["labeled_fraction"]).median())
+    full = block.loc[(block["strategy"] == SUPERVISED) & (block["labeled_fraction"] == 1.0), "labeled_pixels"]
+    if len(full):  # the supervised reference labels the whole pool: its count is exact
+        total, text = float(full.iloc[0]), f"{full.iloc[0]:,.0f}"
+    else:  # the fractions are rounded in the CSV: estimate from the largest count
+        last = ranked.loc[ranked["labeled_pixels"].idxmax()]
+        total = float(last["labeled_pixels"] / last["labeled_fraction"])
+        text = f"≈ {float(f'{total:.3g}'):,.0f}"
     top = ax.secondary_xaxis("top", functions=(lambda f: f * total, lambda n: n / total))
-    top.set_xlabel(f"labelled pixels (pool: {total:,.0f} pixels)")
-    _log_labels(top.xaxis, lambda v: f"{v:,.0f}")
+    top.set_xlabel(f"labelled pixels (pool: {text} pixels)")
+    counts = [ranked.loc[np.isclose(ranked["labeled_fraction"], t, rtol=1e-9, atol=0), "labeled_pixels"].mean()
+              for t in ticks]  # the pixel count at each labelled cycle tick
+    _set_ticks(top.xaxis, [float(c) for c in counts if np.isfinite(c)], lambda v: f"{v:,.0f}")
+    top.tick_params(which="both", length=3.5)  # labelled minor ticks: labels at one height
 
 
 def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Path:
     """One figure for one (dataset, model) block of cycles.csv."""
     dataset, model = block["dataset"].iloc[0], block["model"].iloc[0]
     stats = _seed_stats(block, "miou")
-    fig, ax = plt.subplots(figsize=(8.5, 5.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(10.5, 5.5), layout="constrained")
     names = list(board["strategy"])  # rank order; supervised is not in the board
     ranked = board.set_index("strategy")
     for name in names:
         curve = stats[stats["strategy"] == name].sort_values("fraction")
         colour, marker = _style(name, names)
         row = ranked.loc[name]
-        ci = f" ± {row['aulc_ci95']:.1f}" if pd.notna(row["aulc_ci95"]) else ", 1 seed"
-        label = f"{int(row['rank'])}. {name} (AULC {row['aulc_mean']:.1f}{ci})"
+        ci = f" ± {row['aulc_ci95']:.1f}" if pd.notna(row["aulc_ci95"]) else " (1 seed)"
+        tied = f" {TIED_MARKER}" if row["rank"] != 1 and _is_true(row["tied_with_best"]) else ""
+        label = f"{int(row['rank'])}. {name}{tied}: {row['aulc_mean']:.1f}{ci}"
         ax.plot(curve["fraction"], curve["mean"], color=colour, marker=marker, markersize=5, lw=1.8, label=label)
         band = curve[curve["n"] >= 2]
         if len(band):
@@ -149,86 +195,103 @@ def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Pat
                             color=colour, alpha=0.15, lw=0)
     _supervised_line(ax, block)
     ax.set_xscale("log")
-    _log_labels(ax.xaxis, _percent)
-    ax.set_xlabel("labelled pixels, fraction of all training pixels (log scale)")
+    ticks = _cycle_ticks(stats["fraction"]) if len(stats) else []
+    _set_ticks(ax.xaxis, ticks, _percent)
+    ax.tick_params(axis="x", which="both", length=3.5)
+    ax.set_xlabel("labelled pixels, fraction of all training pixels (log scale"
+                  + (", a tick per cycle)" if ticks else ")"))
     ax.set_ylabel("mIoU (%)")
     ax.grid(True, which="major", alpha=0.3)
-    _pixel_axis(ax, block)
-    ax.set_title(f"{dataset} / {model}: learning curves\nmean over seeds; band = 95% t-interval "
+    _pixel_axis(ax, block, ticks)
+    ax.set_title(f"{dataset} / {model}: learning curves\nline = mean over seeds, band = 95% t-interval "
                  f"(none for one seed)", fontsize=11)
-    ax.legend(fontsize=8.5, loc="best", title="rank. strategy (AULC ± 95% CI)", title_fontsize=8.5)
+    tied_any = any(r != 1 and _is_true(t) for r, t in zip(board["rank"], board["tied_with_best"]))
+    note = f"\n{TIED_MARKER} = not distinguishable from rank 1\n(paired t-test over seeds)" if tied_any else ""
+    fig.legend(fontsize=9, loc="outside right upper", title=f"rank. strategy: AULC\n(mean ± 95% CI){note}",
+               title_fontsize=8.5, alignment="left")
     return _save(fig, path)
 
 
-def _supervised_line(ax, block: pd.DataFrame) -> None:
+def _supervised_line(ax, block: pd.DataFrame, with_label: bool = True) -> None:
     ref = block[block["strategy"] == SUPERVISED]
     if ref.empty:
         return
     finals = ref.sort_values("cycle").groupby("seed")["miou"].last()
     mean, half = t_interval(finals)
     text = f"supervised, all pixels ({mean:.1f}" + (f" ± {half:.1f})" if pd.notna(half) else ", 1 seed)")
-    ax.axhline(mean, color="black", ls="--", lw=1.3, label=text)
+    ax.axhline(mean, color="black", ls="--", lw=1.3, label=text if with_label else None)
+    if not with_label:
+        ax.annotate("supervised", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=8,
+                    va="bottom", color="0.25")
     if pd.notna(half):
         ax.axhspan(mean - half, mean + half, color="black", alpha=0.06, lw=0)
 
 
 # --- uncertainty decomposition ------------------------------------------------------------------
+UNCERTAINTY_PANELS = [  # (cycles.csv column, panel title)
+    ("epistemic", "epistemic (BALD)"),
+    ("aleatoric", "aleatoric (expected entropy)"),
+    ("posterior", "posterior (MJEnt = S + H)"),
+]
+
+
+def relative_to_first(values) -> np.ndarray:
+    """``1 + (v - v0) / |v0|`` with v0 the first finite value: 1 at the first cycle, 0.5 = fell by
+    half of |v0|, up = grew. For a positive v0 it is simply ``v / v0``; unlike ``v / v0`` it keeps
+    "up means more" when v0 is negative (MJEnt can be). NaN where v0 is missing or 0."""
+    v = np.asarray(values, dtype=float)
+    first = v[np.isfinite(v)][:1]
+    if not first.size or first[0] == 0:
+        return np.full(v.shape, np.nan)
+    return 1.0 + (v - first[0]) / abs(first[0])
+
+
+def _relative_means(rows: pd.DataFrame, column: str) -> pd.Series:
+    """Per cycle: the mean over seeds of each seed's ``relative_to_first`` series."""
+    parts = [pd.Series(relative_to_first(run[column]), index=run["cycle"].to_numpy())
+             for _, run in rows.sort_values("cycle").groupby("seed")]
+    return pd.concat(parts, axis=1).mean(axis=1).sort_index() if parts else pd.Series(dtype=float)
+
+
 def uncertainty_decomposition(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Path:
-    """Small multiples, one panel per ranked strategy (in rank order)."""
+    """One row of panels: epistemic, aleatoric, posterior (relative to the first cycle) and mIoU,
+    against the cycle; one line per ranked strategy, in its learning-curve colour."""
     dataset, model = block["dataset"].iloc[0], block["model"].iloc[0]
     names = list(board["strategy"])
-    ncols = min(4, len(names))
-    nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.6 * ncols + 0.8, 9.0), 3.0 * nrows + 1.3),
-                             squeeze=False, sharex=True, sharey=True, layout="constrained")
-    miou_axes = []
-    for i, (ax, name, rank) in enumerate(zip(axes.flat, names, board["rank"])):
-        row_end = i % ncols == ncols - 1 or i == len(names) - 1
-        miou_axes.append(_decomposition_panel(ax, block[block["strategy"] == name], f"{rank}. {name}", row_end))
-    for ax in axes.flat[len(names):]:
-        ax.set_visible(False)
-    lims = [a.get_ylim() for a in miou_axes]
-    for twin in miou_axes:
-        twin.set_ylim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
-    for ax in axes[:, 0]:
-        ax.set_ylabel("value / |first-cycle value|")
-    lo, hi = block["cycle"].min(), block["cycle"].max()
-    for ax in axes[-1, :]:
+    fig, axes = plt.subplots(1, len(UNCERTAINTY_PANELS) + 1, figsize=(15.5, 4.6), sharex=True,
+                             layout="constrained")
+    for ax in axes[1:-1]:  # one scale for the three uncertainties, so their changes compare
+        ax.sharey(axes[0])
+    for name in names:
+        rows = block[block["strategy"] == name]
+        colour, marker = _style(name, names)
+        style = dict(color=colour, marker=marker, ms=4.5, lw=1.6)
+        for ax, (column, _) in zip(axes, UNCERTAINTY_PANELS):
+            series = _relative_means(rows, column)
+            ax.plot(series.index, series.to_numpy(), **style)
+        miou = rows.groupby("cycle")["miou"].mean().sort_index()
+        axes[-1].plot(miou.index, miou.to_numpy(), label=name, **style)
+    for ax, (_, title) in zip(axes, UNCERTAINTY_PANELS):
+        ax.set_title(title, fontsize=10.5)
+        ax.axhline(1.0, color="0.45", lw=0.9, ls=":")
+    axes[0].set_ylabel("relative to cycle 0 (1 = cycle-0 value)", fontsize=9)
+    axes[-1].set_title("mIoU (%)", fontsize=10.5)
+    axes[-1].set_ylabel("mIoU (%)", fontsize=9)
+    _supervised_line(axes[-1], block, with_label=False)
+    lo, hi = int(block["cycle"].min()), int(block["cycle"].max())
+    for ax in axes:
         ax.set_xlabel("cycle")
         ax.xaxis.set_major_locator(MultipleLocator(max(1, math.ceil((hi - lo) / 8))))
-        ax.set_xlim(lo - 0.3 - 0.02 * (hi - lo), hi + 0.3 + 0.02 * (hi - lo))
-    handles = [plt.Line2D([], [], color=c, marker="o", ms=4, label=k) for k, c in UNCERTAINTY_STYLE.items()]
-    handles.append(plt.Line2D([], [], color="black", ls="--", marker="s", ms=4, label="mIoU % (right axis)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
-    fig.suptitle(f"{dataset} / {model}: uncertainty over the unlabelled pool across cycles (mean over seeds)\n"
-                 "epistemic = BALD, aleatoric = expected entropy, posterior = MJEnt; each divided by |its "
-                 "first-cycle value|", fontsize=10.5)
+        ax.set_xlim(lo - 0.25 - 0.02 * (hi - lo), hi + 0.25 + 0.02 * (hi - lo))
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[-1].get_legend_handles_labels()
+    ranks = dict(zip(board["strategy"], board["rank"]))
+    fig.legend(handles, [f"{ranks[n]}. {n}" for n in labels], loc="outside right center", fontsize=9,
+               title="rank. strategy", title_fontsize=9)
+    fig.suptitle(f"{dataset} / {model}: uncertainty over the unlabelled pool across cycles, next to mIoU "
+                 "(mean over seeds)\neach uncertainty as 1 + change / |its cycle-0 value| (= value / cycle-0 "
+                 "value when positive); below 1 = less uncertain than at the start", fontsize=10.5)
     return _save(fig, path)
-
-
-def _decomposition_panel(ax, rows: pd.DataFrame, name: str, row_end: bool):
-    means = rows.groupby("cycle")[["epistemic", "aleatoric", "posterior", "miou"]].mean().sort_index()
-    cycles = means.index.to_numpy()
-    plotted = False
-    for key, colour in UNCERTAINTY_STYLE.items():
-        series = means[key].to_numpy(float)
-        first = series[np.isfinite(series)][:1]
-        if first.size and first[0] != 0:
-            ax.plot(cycles, series / abs(first[0]), color=colour, marker="o", ms=3.5, lw=1.6)
-            plotted = True
-    if not plotted:
-        ax.text(0.5, 0.5, "no uncertainty recorded", transform=ax.transAxes, ha="center", color="0.4")
-    ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
-    ax.grid(True, alpha=0.3)
-    ax.set_title(name, fontsize=10)
-    twin = ax.twinx()
-    twin.plot(cycles, means["miou"].to_numpy(float), color="black", ls="--", marker="s", ms=3.5, lw=1.3)
-    if row_end:
-        twin.set_ylabel("mIoU (%), dashed", fontsize=9)
-        twin.tick_params(labelsize=8)
-    else:
-        twin.tick_params(labelright=False)
-    return twin
 
 
 # --- uncertainty maps ---------------------------------------------------------------------------
@@ -332,8 +395,9 @@ def _score_panel(ax, fig, entry: dict, key: str, ranked: bool) -> None:
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     bar.ax.tick_params(labelsize=6.5)
     picks = np.asarray(entry.get(f"picks_{key}", np.zeros((0, 2))), dtype=int).reshape(-1, 2)
-    if len(picks):
-        ax.scatter(picks[:, 1], picks[:, 0], s=40, facecolors="none", edgecolors="#00ff66", linewidths=1.3)
+    if len(picks):  # a black ring under a bright green one: visible on dark and light colours
+        ax.scatter(picks[:, 1], picks[:, 0], s=70, facecolors="none", edgecolors="black", linewidths=2.6)
+        ax.scatter(picks[:, 1], picks[:, 0], s=70, facecolors="none", edgecolors="#39ff14", linewidths=1.3)
 
 
 def uncertainty_maps(dataset: str, model: str, cycle: int, rows: list[dict], path: Path) -> Path:
@@ -371,9 +435,10 @@ def uncertainty_maps(dataset: str, model: str, cycle: int, rows: list[dict], pat
 def _class_legend(fig, entry: dict, present: set) -> None:
     classes = [str(c) for c in np.asarray(entry["classes"]).reshape(-1)]
     palette = np.asarray(entry["palette"], dtype=np.uint8).reshape(-1, 3)
-    handles = [Patch(color=palette[i] / 255, label=classes[i]) for i in sorted(present) if i < len(classes)][:24]
+    handles = [Patch(facecolor=palette[i] / 255, edgecolor="0.3", lw=0.6, label=classes[i])
+               for i in sorted(present) if i < len(classes)][:24]
     if 255 in present:
-        handles.append(Patch(color="black", label="ignore (255)"))
+        handles.append(Patch(facecolor="black", edgecolor="0.3", lw=0.6, label="ignore (255)"))
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(8, len(handles)), fontsize=8,
                    title="classes (ground truth / prediction)", title_fontsize=8)
@@ -396,7 +461,7 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
         dm_board = board[(board["dataset"] == dataset) & (board["model"] == model)]
         slug = f"{_slug(dataset)}_{_slug(model)}"
         paths.append(learning_curves(block, dm_board, out / f"learning_curves_{slug}.png"))
-        if len(dm_board) and set(UNCERTAINTY_STYLE) <= set(block.columns):
+        if len(dm_board) and set(UNCERTAINTY_COLUMNS) <= set(block.columns):
             paths.append(uncertainty_decomposition(block, dm_board, out / f"uncertainty_decomposition_{slug}.png"))
     for dataset, model, k, rows in maps:
         name = f"uncertainty_maps_{_slug(dataset)}_{_slug(model)}_cycle{k}.png"

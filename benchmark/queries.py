@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,8 +37,9 @@ def _run_dir(results_dir: Path, run_id: str) -> Path:
     run = runs / str(run_id)
     if not run_id or not run.is_dir() or run.resolve().parent != runs.resolve():
         have = sorted(p.name for p in runs.glob("*") if p.is_dir()) if runs.is_dir() else []
-        raise UsageError(f"no run {run_id!r} in {runs}: pass --run with one of {_listing(have)}"
-                         + ("" if have else " (run `python -m benchmark run --oracle file` first or pass --results)"))
+        fix = (f"pass --run with one of {_listing(have)}" if have else
+               "there is no run there (start one with `python -m benchmark run --oracle file`, or pass --results)")
+        raise UsageError(f"no run {run_id!r} in {runs}: {fix}")
     return run
 
 
@@ -149,15 +151,22 @@ def _read_answers(answers_csv: Path, num_classes: int) -> pd.DataFrame:
     return answers
 
 
-def import_labels(results_dir, run_id: str, answers_csv) -> int:
-    """Fill the labels of ``run_id``'s selections from an annotator's CSV; return how many were set.
+class ImportResult(NamedTuple):
+    imported: int  # labels written
+    pending: int  # clicks of the run still without a label afterwards
+
+
+def import_labels(results_dir, run_id: str, answers_csv) -> ImportResult:
+    """Fill the labels of ``run_id``'s selections from an annotator's CSV; say how many were set.
 
     Rows are matched to clicks by image path (normalised with ``os.path.normpath``) and x, y;
     ``image_id`` is optional and ignored. Labels must be integers in [0, num_classes) or 255
     (ignore), num_classes from the run's config.json "classes". Rows with an empty label are
-    skipped (those clicks stay pending); a file with no filled label at all is an error. Any bad,
-    duplicated or unmatched row aborts the import and nothing is written; otherwise
-    ``selections.csv`` is rewritten atomically (a label already present is overwritten).
+    skipped (those clicks stay pending); a file with no filled label at all is an error. Only
+    clicks the run has not trained on yet can be answered (a label already given to such a click is
+    overwritten, so a mistake can be corrected before ``run --resume``). Any bad, duplicated,
+    unmatched or already-trained row aborts the import and nothing is written; otherwise
+    ``selections.csv`` is rewritten atomically.
     """
     run = _run_dir(results_dir, run_id)
     answers = _read_answers(Path(answers_csv), _num_classes(run))
@@ -181,7 +190,24 @@ def import_labels(results_dir, run_id: str, answers_csv) -> int:
                          + _bad_rows(unmatched.reindex(answers.index, fill_value=False).to_numpy(), answers,
                                      f"no selected pixel of run {run.name} at these image paths and x, y "
                                      "(export the queries again and answer that file)"))
+    rows = np.asarray(rows, dtype=np.int64)
+    trained = _last_trained_cycle(run)
+    used = pd.Series(selections["cycle"].to_numpy()[rows] <= trained, index=filled.index)
+    if used.any():
+        raise UsageError(f"nothing imported from {answers_csv}, "
+                         + _bad_rows(used.reindex(answers.index, fill_value=False).to_numpy(), answers,
+                                     f"these pixels were already trained on (cycles up to {trained} are done), "
+                                     "their labels cannot change; answer only the exported pending queries"))
     updated = selections.copy()
-    updated.loc[np.asarray(rows, dtype=np.int64), "label"] = filled["label_int"].to_numpy(dtype=np.int64)
+    updated.loc[rows, "label"] = filled["label_int"].to_numpy(dtype=np.int64)
     write_csv_atomic(updated[SELECTION_COLUMNS], run / "selections.csv")
-    return len(rows)
+    return ImportResult(imported=len(rows), pending=int((updated["label"] == PENDING).sum()))
+
+
+def _last_trained_cycle(run: Path) -> int:
+    """The last cycle the run has trained (and recorded) on; -1 before the first."""
+    path = run / "cycles.csv"
+    if not path.is_file():
+        return -1
+    cycles = pd.read_csv(path)
+    return int(cycles["cycle"].max()) if len(cycles) and "cycle" in cycles else -1

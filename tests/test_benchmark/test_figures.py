@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from benchmark.errors import UsageError  # noqa: E402
-from benchmark.figures import _choose_maps, make_figures, rank_normalise  # noqa: E402
+from benchmark import figures  # noqa: E402
+from benchmark.figures import _choose_maps, make_figures, rank_normalise, relative_to_first  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STRATEGIES = ["random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"]
@@ -176,3 +177,47 @@ def test_rank_normalise_handles_huge_ranges_and_non_finite():
     assert np.isnan(out[1, 0]) and np.isnan(out[2, 0])  # degenerate: NaN and -inf
     assert out[0, 2] == 1.0 and out[0, 0] == 0.0  # +inf (float16 overflow) ranks first
     assert out[0, 0] < out[1, 2] < out[2, 1] < out[2, 2] < out[0, 1] < out[1, 1] < out[0, 2]
+
+
+def test_relative_to_first_is_one_at_the_start_and_keeps_up_meaning_more():
+    assert relative_to_first([2.0, 1.0, 3.0]) == pytest.approx([1.0, 0.5, 1.5])  # = v / v0 for v0 > 0
+    assert relative_to_first([-2.0, -1.0, -3.0]) == pytest.approx([1.0, 1.5, 0.5])  # MJEnt can be < 0
+    assert relative_to_first([np.nan, 4.0, 2.0])[1:] == pytest.approx([1.0, 0.5])
+    assert np.isnan(relative_to_first([0.0, 1.0])).all() and np.isnan(relative_to_first([np.nan])).all()
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures as matplotlib objects instead of PNG files."""
+    figs = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figs.setdefault(path.name, fig) and path)
+    return figs
+
+
+def test_learning_curve_legend_in_rank_order_with_aulc_and_tied_marker(tmp_path, captured):
+    cycles = synthetic_cycles(strategies=["random", "balent", "bald"])
+    cycles.loc[cycles["strategy"] == "random", "miou"] -= 15  # clearly worse than the other two
+    balent = cycles.loc[cycles["strategy"] == "balent", "miou"].to_numpy()
+    cycles.loc[cycles["strategy"] == "bald", "miou"] = balent + np.repeat([0.3, -0.5, 0.1], 6)  # seed noise
+    (tmp_path / "cycles.csv").write_text(cycles.to_csv(index=False))
+    make_figures(tmp_path)
+    fig = captured["learning_curves_toy_fpn.png"]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    board = figures.leaderboard(cycles).set_index("strategy")
+    assert texts[2].startswith("3. random: ") and " ≈" not in texts[2]
+    assert [texts[0].split(":")[0], texts[1].split(":")[0]] in (["1. balent", "2. bald ≈"], ["1. bald", "2. balent ≈"])
+    assert f"{board.loc['random', 'aulc_mean']:.1f} ± {board.loc['random', 'aulc_ci95']:.1f}" in texts[2]
+    assert texts[3].startswith("supervised, all pixels")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "fraction" in ax.get_xlabel() and ax.get_ylabel() == "mIoU (%)"
+
+
+def test_decomposition_has_three_relative_panels_and_miou(tmp_path, captured):
+    synthetic_cycles(strategies=["random", "balent"]).to_csv(tmp_path / "cycles.csv", index=False)
+    make_figures(tmp_path)
+    fig = captured["uncertainty_decomposition_toy_fpn.png"]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["epistemic (BALD)", "aleatoric (expected entropy)", "posterior (MJEnt = S + H)", "mIoU (%)"]
+    first = [line.get_ydata()[0] for ax in fig.axes[:3] for line in ax.get_lines() if len(line.get_ydata()) == 6]
+    assert first == pytest.approx([1.0] * len(first)) and len(first) == 6  # 2 strategies x 3 panels
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["1. balent", "2. random"]

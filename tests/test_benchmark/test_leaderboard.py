@@ -11,8 +11,8 @@ from rich.console import Console
 from scipy import stats
 
 from benchmark.errors import UsageError
-from benchmark.leaderboard import (LEADERBOARD_COLUMNS, aulc, leaderboard, print_leaderboard,
-                                   rebuild_leaderboard, t_interval)
+from benchmark.leaderboard import (LEADERBOARD_COLUMNS, aulc, leaderboard, print_leaderboard, read_cycles_csv,
+                                   rebuild_leaderboard, sync_tables, t_interval)
 
 CYCLE_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle", "labeled_pixels", "labeled_fraction", "miou",
                  "macc", "aacc", "epistemic", "aleatoric", "posterior", "train_seconds", "inference_seconds",
@@ -231,6 +231,67 @@ def test_rebuild_writes_byte_identical_csv_for_identical_input(tmp_path):
 def test_rebuild_without_cycles_csv_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no cycles.csv in .*python -m benchmark run"):
         rebuild_leaderboard(tmp_path)
+
+
+def test_garbled_cells_are_a_usage_error_naming_the_lines(tmp_path):
+    frame = table(rows("random", 0, [1, 2, 3, 4])).astype(object)
+    frame.loc[2, "miou"] = "n/a?"
+    frame.loc[3, "seed"] = "1.5"
+    frame.to_csv(tmp_path / "cycles.csv", index=False)
+    with pytest.raises(UsageError, match=r"garbled, column seed is not an integer: line 5 \('1.5'\); "
+                                         r"column miou is not a number: line 4 \('n/a\?'\)"):
+        rebuild_leaderboard(tmp_path)
+    assert not (tmp_path / "leaderboard.csv").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b'dataset,model\n"unclosed'])
+def test_unreadable_cycles_csv_is_a_usage_error(tmp_path, content):
+    (tmp_path / "cycles.csv").write_bytes(content)
+    with pytest.raises(UsageError, match="cannot read .*cycles.csv|lacks column"):
+        rebuild_leaderboard(tmp_path)
+
+
+def test_header_lines_repeated_by_concatenation_are_dropped(tmp_path):
+    a, b = table(rows("random", 0, [1, 2, 3, 4])), table(rows("random", 1, [2, 3, 4, 5]))
+    text = a.to_csv(index=False) + b.to_csv(index=False)  # `cat a/cycles.csv b/cycles.csv`
+    (tmp_path / "cycles.csv").write_text(text)
+    back = read_cycles_csv(tmp_path / "cycles.csv")
+    assert len(back) == 8 and back["seed"].dtype == "int64" and back["miou"].dtype == "float64"
+    assert row_of(rebuild_leaderboard(tmp_path), "random")["n_seeds"] == 2
+
+
+def write_run_folder(results, part):
+    frame = table(part)
+    first = frame.iloc[0]
+    run = results / "runs" / f"{first.dataset}__{first.model}__{first.strategy}__seed{first.seed}"
+    run.mkdir(parents=True)
+    frame.to_csv(run / "cycles.csv", index=False)
+    frame[["dataset", "model", "strategy", "seed", "cycle"]].assign(**{"class": "road", "iou": 50.0}).to_csv(
+        run / "class_iou.csv", index=False)
+
+
+def test_sync_keeps_rows_of_runs_merged_from_another_machine(tmp_path):
+    # this machine ran seed 0 (now with 4 cycles); cycles.csv also holds seed 1 from elsewhere and a stale seed 0
+    write_run_folder(tmp_path, rows("random", 0, [10, 20, 30, 40]))
+    table(rows("random", 0, [1, 2]), rows("random", 1, [11, 21, 31, 41])).to_csv(tmp_path / "cycles.csv",
+                                                                                 index=False)
+    sync_tables(tmp_path)
+    merged = read_cycles_csv(tmp_path / "cycles.csv")
+    assert merged.groupby("seed")["miou"].apply(list).to_dict() == {0: [10, 20, 30, 40], 1: [11, 21, 31, 41]}
+    assert set(pd.read_csv(tmp_path / "class_iou.csv")["seed"]) == {0}
+    assert row_of(rebuild_leaderboard(tmp_path), "random")["n_seeds"] == 2
+
+
+def test_sync_without_foreign_rows_writes_the_tables_as_run_does(tmp_path):
+    from benchmark.records import write_tables
+
+    for seed in (0, 1):
+        write_run_folder(tmp_path, rows("random", seed, [10 + seed, 20, 30, 40.123456789]))
+    write_tables(tmp_path)
+    expected = (tmp_path / "cycles.csv").read_bytes(), (tmp_path / "class_iou.csv").read_bytes()
+    (tmp_path / "cycles.csv").unlink()
+    sync_tables(tmp_path)
+    assert ((tmp_path / "cycles.csv").read_bytes(), (tmp_path / "class_iou.csv").read_bytes()) == expected
 
 
 def render(board) -> str:

@@ -26,6 +26,8 @@ def report_run(tmp_path):
                  ).to_csv(run / "images.csv", index=False)
     pd.DataFrame([(0, 0, 1, 2, 0), (0, 1, 3, 4, 2), (1, 1, 5, 1, -1), (1, 0, 7, 9, -1), (1, 0, 2, 3, -1)],
                  columns=["cycle", "image_id", "y", "x", "label"]).to_csv(run / "selections.csv", index=False)
+    pd.DataFrame([dict(dataset="toy", model="fpn", strategy="entropy", seed=0, cycle=0, miou=10.0)]
+                 ).to_csv(run / "cycles.csv", index=False)  # cycle 0 trained; cycle 1 awaits labels
     return results
 
 
@@ -52,7 +54,7 @@ def test_round_trip_fills_the_labels(report_run):
     answers = pd.read_csv(path)
     answers["label"] = [1, 255, 0]  # b.png (3,2), b.png (9,7), a.png (1,5)
     answers.to_csv(path, index=False)
-    assert import_labels(report_run, RUN, path) == 3
+    assert import_labels(report_run, RUN, path) == (3, 0)  # imported, still pending
     sel = selections(report_run).set_index(["image_id", "y", "x"])["label"]
     assert sel.loc[(0, 2, 3)] == 1 and sel.loc[(0, 7, 9)] == 255 and sel.loc[(1, 5, 1)] == 0
     assert sel.loc[(0, 1, 2)] == 0 and sel.loc[(1, 3, 4)] == 2  # cycle 0 untouched
@@ -62,7 +64,7 @@ def test_round_trip_fills_the_labels(report_run):
 def test_import_without_image_id_and_with_blank_rows_left_pending(report_run, tmp_path):
     answers = tmp_path / "answers.csv"
     answers.write_text("image_path,x,y,label\n/data/img/a.png,1,5,2\n/data/img/b.png,9,7,\n")
-    assert import_labels(report_run, RUN, answers) == 1
+    assert import_labels(report_run, RUN, answers) == (1, 2)
     sel = selections(report_run).set_index(["image_id", "y", "x"])["label"]
     assert sel.loc[(1, 5, 1)] == 2 and sel.loc[(0, 7, 9)] == -1
 
@@ -84,6 +86,25 @@ def test_unmatched_rows_are_rejected_naming_them(report_run, tmp_path):
     with pytest.raises(UsageError, match=r"line 3 \(/data/img/zzz.png, x=1, y=5"):
         import_labels(report_run, RUN, answers)
     assert (report_run / "runs" / RUN / "selections.csv").read_bytes() == before
+
+
+def test_pixels_already_trained_on_are_rejected_and_nothing_written(report_run, tmp_path):
+    before = (report_run / "runs" / RUN / "selections.csv").read_bytes()
+    answers = tmp_path / "answers.csv"
+    # (2, 1) of b.png is a cycle-0 click: cycle 0 is trained, its label must not change
+    answers.write_text("image_path,x,y,label\n/data/img/a.png,1,5,2\n/data/img/b.png,2,1,1\n")
+    with pytest.raises(UsageError, match=r"already trained on .*line 3 \(/data/img/b.png, x=2, y=1"):
+        import_labels(report_run, RUN, answers)
+    assert (report_run / "runs" / RUN / "selections.csv").read_bytes() == before
+
+
+def test_an_answer_can_be_corrected_before_resuming(report_run, tmp_path):
+    answers = tmp_path / "answers.csv"
+    answers.write_text("image_path,x,y,label\n/data/img/a.png,1,5,2\n")
+    import_labels(report_run, RUN, answers)
+    answers.write_text("image_path,x,y,label\n/data/img/a.png,1,5,0\n")
+    assert import_labels(report_run, RUN, answers) == (1, 2)
+    assert selections(report_run).set_index(["image_id", "y", "x"])["label"].loc[(1, 5, 1)] == 0
 
 
 def test_duplicate_answers_are_rejected(report_run, tmp_path):
