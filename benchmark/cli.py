@@ -10,6 +10,8 @@ from benchmark.errors import UsageError
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run strategies through the active-learning schedule")
     p.add_argument("--strategy", default="all", help="all, or NAME[,NAME] (see `list`)")
+    p.add_argument("--plugins", default=None,
+                   help="comma-separated Python modules that register extra strategies on import")
     p.add_argument("--model", default="deeplabv3plus", help="deeplabv3plus, fpn or all")
     p.add_argument("--dataset", default="synthetic",
                    help="synthetic (embedded default), cityscapes, camvid, ade20k or voc2012")
@@ -40,8 +42,9 @@ def _add_run(sub) -> None:
 
 def cmd_run(args, console) -> int:
     from benchmark.experiment import execute
-    from benchmark.plan import check_existing, make_plan
+    from benchmark.plan import check_existing, import_plugin_modules, make_plan
 
+    import_plugin_modules(args.plugins)
     runs = make_plan(args)
     check_existing(runs, args.resume, args.overwrite)
     return execute(runs, args.overwrite, console)
@@ -50,8 +53,10 @@ def cmd_run(args, console) -> int:
 def cmd_list(args, console) -> int:
     from rich.table import Table
 
+    from benchmark.plan import import_plugin_modules
     from strategies import describe_strategies, load_entry_points
 
+    import_plugin_modules(args.plugins)
     load_entry_points()
     table = Table(title="Registered acquisition strategies")
     for column in ("name", "description", "package"):
@@ -65,12 +70,11 @@ def cmd_list(args, console) -> int:
 def cmd_leaderboard(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.leaderboard import print_leaderboard, rebuild_leaderboard
-    from benchmark.records import write_tables
+    from benchmark.leaderboard import print_leaderboard, rebuild_leaderboard, sync_tables
 
-    if (Path(args.results) / "runs").is_dir():
-        write_tables(Path(args.results))
+    sync_tables(Path(args.results))  # runs/ -> cycles.csv, keeping rows of runs merged from elsewhere
     print_leaderboard(rebuild_leaderboard(Path(args.results)), console)
+    console.print(f"written: {Path(args.results) / 'leaderboard.csv'}")
     return 0
 
 
@@ -100,8 +104,11 @@ def cmd_import(args, console) -> int:
 
     from benchmark.queries import import_labels
 
-    count = import_labels(Path(args.results), args.run, Path(args.file))
-    console.print(f"{count} labels imported into run {args.run}; continue with `run --resume`")
+    result = import_labels(Path(args.results), args.run, Path(args.file))
+    left = (f"{result.pending} clicks still have no label: answer them too, then" if result.pending
+            else "nothing is pending any more:")
+    console.print(f"{result.imported} labels imported into run {args.run}; {left} continue with `run ... --resume` "
+                  "(same flags as the first run)")
     return 0
 
 
@@ -124,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
-    sub.add_parser("list", help="list the registered strategies").set_defaults(func=cmd_list)
+    p = sub.add_parser("list", help="list the registered strategies")
+    p.add_argument("--plugins", default=None,
+                   help="comma-separated Python modules that register extra strategies on import")
+    p.set_defaults(func=cmd_list)
     p = sub.add_parser("leaderboard", help="rebuild and print the leaderboard")
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_leaderboard)
@@ -150,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-label-files", type=int, default=None,
                    help="read at most this many label files per split for the histogram")
     p.set_defaults(func=cmd_datasets_check)
-    p = sub.add_parser("perf", help="performance suite (see benchmark/perf)")
-    p.add_argument("perf_args", nargs=argparse.REMAINDER)
+    # its own flags are parsed by benchmark.perf.suite (`python -m benchmark perf --help`)
+    p = sub.add_parser("perf", help="performance suite (see benchmark/perf)", add_help=False)
     p.set_defaults(func=cmd_perf)
     return parser
 
@@ -164,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "perf":
+        args.perf_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "run":
         args.func = cmd_run
     console = Console()

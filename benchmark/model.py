@@ -96,13 +96,20 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
 
 
 class ClassIoUMetric(IoUMetric):
-    """mmseg's IoUMetric that also keeps the per-class IoU of its last computation."""
+    """mmseg's IoUMetric that also keeps its last computation in float64, unrounded.
+
+    mmseg rounds its summary to two decimals in float32; the tables keep the float64 values
+    computed from the same per-class intersection and union areas.
+    """
 
     def compute_metrics(self, results: list) -> dict:
         columns = tuple(zip(*results))
-        intersect, union = sum(columns[0]), sum(columns[1])
+        intersect, union, label_area = (sum(columns[i]).double().cpu().numpy() for i in (0, 1, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.class_iou = (intersect.double() / union.double() * 100).cpu().numpy()
+            self.class_iou = intersect / union * 100
+            self.summary = dict(miou=float(np.nanmean(self.class_iou)),
+                                macc=float(np.nanmean(intersect / label_area * 100)),
+                                aacc=float(intersect.sum() / label_area.sum() * 100))
         return super().compute_metrics(results)
 
 
@@ -121,7 +128,6 @@ def evaluate(model, loader, classes) -> dict:
     if count == 0:
         raise UsageError("the validation split is empty: check --data-root")
     with _quiet_mmengine():
-        scores = evaluator.evaluate(count)
+        evaluator.evaluate(count)
     class_iou = {name: float(v) for name, v in zip(classes, metric.class_iou)}
-    return dict(miou=float(scores["val/mIoU"]), macc=float(scores["val/mAcc"]),
-                aacc=float(scores["val/aAcc"]), class_iou=class_iou)
+    return dict(**metric.summary, class_iou=class_iou)

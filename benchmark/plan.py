@@ -63,6 +63,26 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     return values
 
 
+def import_plugin_modules(text: str | None) -> list[str]:
+    """Import the comma-separated modules of ``--plugins`` so their strategies register."""
+    import importlib
+    import sys
+
+    modules = [m.strip() for m in (text or "").split(",") if m.strip()]
+    if modules and os.getcwd() not in sys.path:  # the console script does not add it itself
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            raise UsageError(f"--plugins: cannot import {module!r} ({err}); put its folder on "
+                             f"PYTHONPATH or run from the folder that holds it") from None
+        except Exception as err:  # the plugin's own bug: name it, no traceback
+            raise UsageError(f"--plugins: importing {module!r} failed: {type(err).__name__}: {err}; "
+                             f"fix the module") from None
+    return modules
+
+
 def resolve_strategies(text: str) -> list[str]:
     """'all' or 'a,b' -> registered strategy names (validated against the registry)."""
     from strategies import describe_strategies, load_entry_points
