@@ -195,7 +195,8 @@ def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Pat
                             color=colour, alpha=0.15, lw=0)
     _supervised_line(ax, block)
     ax.set_xscale("log")
-    ticks = _cycle_ticks(stats["fraction"]) if len(stats) else []
+    curves = stats[stats["strategy"] != SUPERVISED]  # the reference is a horizontal line, not a tick
+    ticks = _cycle_ticks(curves["fraction"]) if len(curves) else []
     _set_ticks(ax.xaxis, ticks, _percent)
     ax.tick_params(axis="x", which="both", length=3.5)
     ax.set_xlabel("labelled pixels, fraction of all training pixels (log scale"

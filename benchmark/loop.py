@@ -143,12 +143,13 @@ def uncertainty_maps(model, data, spec, cycle: int) -> list[dict]:
     return maps
 
 
-def cycle_zero_key(spec) -> str:
-    """Digest of everything that determines cycle 0's model (not the strategy)."""
-    from pathlib import Path
+def cycle_zero_key(spec, preset) -> str:
+    """Digest of everything that determines cycle 0's model (not the strategy): the run's settings
+    and the resolved preset (its ``_base_`` files included)."""
+    import json
 
-    fields = dict(spec.as_dict(), strategy="", out="", oracle="", map_images=0, retrain="",
-                  preset_text=Path(spec.preset).read_text())
+    fields = dict(spec.as_dict(), strategy="", out="", oracle="", map_images=0, retrain="", preset="",
+                  resolved_preset=json.dumps(preset.to_dict(), sort_keys=True, default=str))
     digest = hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:16]
     return f"{spec.dataset}__{spec.model}__seed{spec.seed}__{digest}"
 
@@ -161,7 +162,7 @@ def train_and_evaluate(spec, preset, data, journal, store, cycle, state, reporte
     """
     model = build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained,
                         spec.device)
-    shared = None if spec.is_supervised or cycle != 0 else CycleZeroCache(spec.out, cycle_zero_key(spec))
+    shared = None if spec.is_supervised or cycle != 0 else CycleZeroCache(spec.out, cycle_zero_key(spec, preset))
     cached = shared.load() if shared is not None else None
     if cached is not None:
         model.load_state_dict(cached["state"])

@@ -221,3 +221,13 @@ def test_decomposition_has_three_relative_panels_and_miou(tmp_path, captured):
     first = [line.get_ydata()[0] for ax in fig.axes[:3] for line in ax.get_lines() if len(line.get_ydata()) == 6]
     assert first == pytest.approx([1.0] * len(first)) and len(first) == 6  # 2 strategies x 3 panels
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["1. balent", "2. random"]
+
+
+def test_learning_curve_has_a_tick_per_cycle_despite_the_supervised_reference(tmp_path, captured):
+    cycles = synthetic_cycles(strategies=["random", "balent"], cycles=5)  # + supervised at fraction 1
+    (tmp_path / "cycles.csv").write_text(cycles.to_csv(index=False))
+    make_figures(tmp_path)
+    ax = captured["learning_curves_toy_fpn.png"].axes[0]
+    fractions = sorted(set(cycles.loc[cycles["strategy"] != "supervised", "labeled_fraction"]))
+    assert list(ax.xaxis.get_majorticklocs()) == pytest.approx(fractions)
+    assert ax.get_xlim()[1] < 1.0  # the reference is a horizontal line, not a point at fraction 1

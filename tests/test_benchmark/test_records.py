@@ -52,3 +52,25 @@ def test_class_iou_of_an_uncommitted_cycle_is_left_out(tmp_path):
     ious.to_csv(run.path / "class_iou.csv", index=False)
     _, class_iou = collect_tables(tmp_path)
     assert class_iou["cycle"].tolist() == [0]
+
+
+def test_atomic_writes_leave_no_temporary_and_use_the_umask_mode(tmp_path):
+    import os
+    import stat
+
+    from benchmark.fileio import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        import benchmark.fileio as fileio
+        importlib.reload(fileio)
+        fileio.write_text_atomic(tmp_path / "a.csv", "x\n")
+    finally:
+        os.umask(old)
+        importlib.reload(fileio)
+    assert stat.S_IMODE((tmp_path / "a.csv").stat().st_mode) == 0o644
+    write_text_atomic(tmp_path / "a.csv", "y\n")
+    assert (tmp_path / "a.csv").read_text() == "y\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]

@@ -1,0 +1,22 @@
+# The embedded default dataset with the CPU-sized schedule, shared by both synthetic presets.
+# Sized so that `python -m benchmark run --strategy all` finishes within ~15 minutes on 2 CPU cores.
+# The generated dataset (benchmark/data/synthetic.py): deterministic from its seed.
+synthetic = dict(seed=0, n_train=40, n_val=20, height=96, width=128)
+
+# Active-learning schedule: cycle 0 trains on pixels_per_image random clicks per image; each later
+# cycle adds pixels_per_image clicks per image chosen by the strategy.
+active_learning = dict(cycles=5, pixels_per_image=5, mc_samples=20, seeds=[0], map_images=2)
+
+# Training schedule of one cycle (the same for every strategy and the supervised reference).
+schedule = dict(
+    iters=200,
+    batch_size=8,
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+    poly_power=0.9,
+    amp=False)
+
+# Pipelines around the label loading step the harness inserts (sparse clicks or dense labels).
+data = dict(
+    train_augment=[dict(type='RandomFlip', prob=0.5)],
+    test_resize=[],
+    num_workers=0)

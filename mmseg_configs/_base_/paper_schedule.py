@@ -1,0 +1,14 @@
+# Settings shared by the paper presets (Didari et al., "Bayesian Active Learning for Semantic
+# Segmentation", arXiv 2408.01694). The paper states the models and the clicks per image per cycle
+# (5; 10 on ADE20K, set in datasets/ade20k.py). It does not state the rest, so mmseg's usual values
+# are used: SGD lr 0.01, momentum 0.9, weight decay 5e-4 with poly decay (power 0.9), batch size 8
+# (mmseg's 4 GPUs x 2 images, on one device). Chosen here, not stated either: 10 cycles, m = 20 MC
+# samples, 3 seeds, 4000 iterations per cycle (8000 on Cityscapes and ADE20K, in their files).
+active_learning = dict(cycles=10, pixels_per_image=5, mc_samples=20, seeds=[0, 1, 2], map_images=4)
+
+schedule = dict(
+    iters=4000,
+    batch_size=8,
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
+    poly_power=0.9,
+    amp=False)
