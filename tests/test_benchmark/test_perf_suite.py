@@ -31,3 +31,18 @@ def test_unknown_device_is_a_usage_error(run_cli):
     proc = run_cli("perf", "--tiny", "--device", "tpu", check=False)
     assert proc.returncode == 2
     assert "unknown device" in proc.stderr
+
+
+def test_strategy_scoring_benchmark_tiny_prints_both_sides_and_ratio():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "benchmark.perf.strategy_scoring", "--tiny"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"):
+        row = next(line for line in proc.stdout.splitlines() if line.strip().startswith(name + " "))
+        assert row.count("x ") >= 1 and row.rstrip().endswith("%")  # the speed-up and the top-1% overlap
+    assert "speed-up >= 3x" in proc.stdout and "streaming peak memory" in proc.stdout

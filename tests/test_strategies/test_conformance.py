@@ -97,3 +97,20 @@ def test_certain_pixel_never_selected_before_an_uncertain_one(probs: torch.Tenso
             picks = select_top_n(scores[y:y + 1, [x, -1]], None, 1,
                                  torch.Generator().manual_seed(seed))
             assert picks.tolist() == [[0, 0]], (name, scores[y, x], scores[y, -1])
+
+
+def test_strategies_package_never_draws_from_a_global_rng() -> None:
+    import re
+    from pathlib import Path
+
+    import strategies
+
+    pattern = re.compile(r"torch\.(rand|randn|randint|randperm|rand_like|randn_like|bernoulli|"
+                         r"multinomial|normal|manual_seed|seed)\(|np\.random\.|\bimport random\b")
+    offenders = []
+    for path in Path(strategies.__file__).parent.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if pattern.search(code) and "generator=" not in code:
+                offenders.append(f"{path.name}:{number}: {line.strip()}")
+    assert not offenders, offenders
