@@ -111,6 +111,9 @@ def acquire(model, data, store: LabelStore, strategy, spec, cycle: int) -> Acqui
             stages["selection"] += t2 - t1
             stages["decomposition"] += time.perf_counter() - t2
             image_id += 1
+        # drop this batch's statistics before the next batch's are computed: otherwise two
+        # batches are alive at once and the peak depends on how the pool divides into batches
+        posteriors = post = scores = None
     count = max(int(count), 1)
     out.uncertainty = {k: float(v) / count for k, v in sums.items()}
     out.stage_seconds = stages

@@ -49,6 +49,30 @@ def dropout_masks(feat: torch.Tensor, p: float, generator: torch.Generator) -> t
     return (keep >= p).to(feat.dtype).to(feat.device) / (1.0 - p)
 
 
+def masked_classifier(conv: nn.Module, feat: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``conv(feat * mask)`` for the head's 1x1 classifier, without materialising ``feat * mask``.
+
+    A channel mask scales the classifier's input channels, so it can scale the weight's columns
+    instead: per image, ``(W * mask_b) @ feat_b + bias`` as one batched GEMM over a [C, C_feat]
+    weight, instead of an elementwise pass over the whole [C_feat, h, w] feature map and a
+    convolution. Any other classifier (not a plain 1x1 Conv2d) is called as it is.
+    """
+    if mask is None:
+        return conv(feat)
+    plain = (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1
+             and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.dilation == (1, 1))
+    if not plain:
+        return conv(feat * mask)
+    batch, channels, height, width = feat.shape
+    weight = conv.weight.reshape(1, -1, channels) * mask.reshape(batch, 1, channels)  # [B, C, C_feat]
+    flat = feat.reshape(batch, channels, height * width)
+    if conv.bias is None:
+        out = torch.bmm(weight, flat)
+    else:
+        out = torch.baddbmm(conv.bias.reshape(1, -1, 1), weight, flat)  # [B, C, h*w]
+    return out.reshape(batch, -1, height, width)
+
+
 def head_dropout_p(head) -> float:
     dropout = getattr(head, "dropout", None)
     return float(dropout.p) if dropout is not None else 0.0
@@ -224,7 +248,7 @@ def _last_layer(model, inputs, metas, mc_samples, generator, keep_samples) -> li
     buffer = None
     for _ in range(mc_samples):
         mask = dropout_masks(feat, p, generator) if p > 0 else None
-        logits = head.conv_seg(feat if mask is None else feat * mask)  # [B, C, h, w]
+        logits = masked_classifier(head.conv_seg, feat, mask)  # [B, C, h, w]
         buffer = upsample_bilinear(logits, size, head.align_corners, out=buffer)  # [B, C, Hp, Wp]
         for indices, key, stats in groups:
             part = buffer if len(indices) == len(metas) else buffer[indices]

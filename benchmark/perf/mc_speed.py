@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from rich.table import Table
 
 from benchmark.mc_dropout import (SoftmaxStatistics, dropout_masks, features_before_classifier,
-                                  head_dropout_p, mc_posteriors, padded_size, upsample_bilinear)
+                                  head_dropout_p, masked_classifier, mc_posteriors, padded_size,
+                                  upsample_bilinear)
 from benchmark.perf.fixtures import RandomPool, load_model, timed
 from strategies import PosteriorAccumulator
 
@@ -75,7 +76,7 @@ def head_breakdown(model, batch, args, bandwidth: float) -> Table:
     feat = features_before_classifier(model, inputs)
     size = padded_size(metas, inputs)
     g = _generator(device)
-    logits = head.conv_seg(feat * dropout_masks(feat, head_dropout_p(head), g))
+    logits = masked_classifier(head.conv_seg, feat, dropout_masks(feat, head_dropout_p(head), g))
     up = upsample_bilinear(logits, size, head.align_corners)
     elements = up.numel()
     stats = SoftmaxStatistics()
@@ -84,7 +85,10 @@ def head_breakdown(model, batch, args, bandwidth: float) -> Table:
     legacy = [PosteriorAccumulator() for _ in metas]
     copy_s = timed(lambda: scratch.copy_(up), repeats, device).median
     rows = [
-        ("dropout mask + 1x1 classifier at feature resolution",
+        ("dropout mask + 1x1 classifier at feature resolution (masked weights, one GEMM)",
+         lambda: masked_classifier(head.conv_seg, feat, dropout_masks(feat, head_dropout_p(head), g)),
+         (feat.numel() + logits.numel()) * 4),
+        ("  same as conv_seg(feat * mask) (before)",
          lambda: head.conv_seg(feat * dropout_masks(feat, head_dropout_p(head), g)),
          (feat.numel() + logits.numel()) * 4),
         ("bilinear resize to the padded input (separable lerp on CPU)",
