@@ -6,7 +6,8 @@ variance, a running sum of per-sample entropies), so memory does not grow with m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
 
 import torch
 
@@ -27,6 +28,7 @@ class PixelPosterior:
     expected_entropy: torch.Tensor  # [..., H, W]  E = mean of the per-sample entropies
     m: int
     samples: torch.Tensor | None = None  # [m, ..., C, H, W]
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mean.dim() < 3 or self.mean.shape != self.variance.shape:
@@ -50,6 +52,14 @@ class PixelPosterior:
         for sample in probs:  # [..., C, H, W]
             acc.add(sample)
         return acc.finalize()
+
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()`` on first use of ``key``, then the kept value: lets two consumers of one
+        posterior (a strategy and the uncertainty record, say) share a costly quantity such as
+        BalEnt's posterior term. Treat the posterior's tensors as read-only."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     @property
     def num_classes(self) -> int:

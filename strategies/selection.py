@@ -32,10 +32,20 @@ def select_top_n(scores: torch.Tensor, labelled: torch.Tensor | None, n: int,
             raise ValueError(f"labelled mask shape {tuple(labelled.shape)} differs from the "
                              f"scores' {tuple(scores.shape)}")
         candidates = torch.nonzero(~labelled.to(scores.device, torch.bool).reshape(-1)).reshape(-1)
-    # A random order first, then a stable sort: equal scores keep that random order.
-    candidates = candidates[permutation(candidates.numel(), generator, device=scores.device)]
     values = flat[candidates]
     key = torch.where(torch.isfinite(values), values, torch.full_like(values, float("-inf")))
-    order = torch.sort(key, descending=True, stable=True).indices[:n]
-    picked = candidates[order]  # [k]
+    k = min(n, key.numel())
+    if k == 0:
+        return torch.empty(0, 2, dtype=torch.long, device=scores.device)
+    # The set: every key above the k-th largest, then a seeded uniform choice among the keys equal
+    # to it (O(N) with topk, instead of a random permutation and a full sort of the image).
+    threshold = torch.topk(key, k).values[-1]
+    above = torch.nonzero(key > threshold).reshape(-1)
+    tied = torch.nonzero(key == threshold).reshape(-1)
+    tied = tied[permutation(tied.numel(), generator, device=scores.device)[:k - above.numel()]]
+    chosen = torch.cat([above, tied])
+    # Rank order: a random order first, then a stable sort, so equal keys come in random order.
+    chosen = chosen[permutation(k, generator, device=scores.device)]
+    chosen = chosen[torch.sort(key[chosen], descending=True, stable=True).indices]
+    picked = candidates[chosen]  # [k]
     return torch.stack((picked // width, picked % width), dim=1)

@@ -151,11 +151,16 @@ def posterior_term(mean: torch.Tensor, var: torch.Tensor, *, floored: bool = Fal
     return out.reshape(spatial)
 
 
-def balanced_entropy(mean: torch.Tensor, var: torch.Tensor, predictive_entropy: torch.Tensor,
-                     *, floored: bool = False) -> torch.Tensor:
+def posterior_term_of(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
+    """``posterior_term`` of a posterior, computed once per posterior and floor setting."""
+    return post.derived(("posterior_term", floored),
+                        lambda: posterior_term(post.mean, post.variance, floored=floored))
+
+
+def balanced_entropy(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
     """BalEnt = (S + H) / (H + log 2), float64. # [..., H, W]"""
-    h = predictive_entropy.to(torch.float64)
-    return (posterior_term(mean, var, floored=floored) + h) / (h + LOG_2)
+    h = post.predictive_entropy.to(torch.float64)
+    return (posterior_term_of(post, floored=floored) + h) / (h + LOG_2)
 
 
 def balent_acquisition(balent: torch.Tensor) -> torch.Tensor:
@@ -175,7 +180,7 @@ def decomposition(post: PixelPosterior) -> dict[str, torch.Tensor]:
     Each value has shape ``[..., H, W]``; MJEnt uses the exact (not the floored) BalEnt math.
     """
     epistemic = bald(post.predictive_entropy, post.expected_entropy)
-    mjent = posterior_term(post.mean, post.variance) + post.predictive_entropy.to(torch.float64)
+    mjent = posterior_term_of(post) + post.predictive_entropy.to(torch.float64)
     return dict(epistemic=epistemic, aleatoric=post.expected_entropy, posterior=mjent)
 
 

@@ -22,7 +22,7 @@ BOUNDS = {
     "MC inference": "features: compute (convs); m heads: memory bandwidth (resize, softmax, "
                     "Welford) - see sections 1, 1b",
     "scoring": "depends on the strategy - see section 2 (BalEnt: float64 lgamma/digamma compute)",
-    "selection": "compute: randperm + full stable sort of each image's scores",
+    "selection": "compute: topk threshold over each image's unlabelled scores, seeded draw among ties",
     "uncertainty decomposition": "compute: float64 Beta entropies (the same math as BalEnt)",
     "uncertainty maps": "MC inference + four strategies on the saved validation images",
 }

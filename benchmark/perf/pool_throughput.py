@@ -7,6 +7,7 @@ share of the per-image time tells overhead-bound strategies from the others.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
@@ -27,6 +28,9 @@ class _ReadRecorder:
 
     def __init__(self, post):
         self._post, self.read = post, set()
+
+    def derived(self, key, compute):
+        return compute()  # no cache: what compute reads through this recorder is recorded
 
     def __getattr__(self, name):
         if name in POSTERIOR_FIELDS:
@@ -77,11 +81,12 @@ def labelled_masks(count: int, size: int, device, per_image: int = 10) -> list[t
 
 
 def time_pool(score, posts, masks, n_images: int, n: int, device, select: bool = True) -> tuple:
-    """Seconds spent scoring and selecting over a pool of ``n_images`` (posteriors reused in turn)."""
+    """Seconds spent scoring and selecting over a pool of ``n_images`` (posteriors reused in turn,
+    each time as a fresh PixelPosterior, so nothing derived from an earlier use is kept)."""
     g = torch.Generator(device=device).manual_seed(0)
     scoring = selection = 0.0
     for i in range(n_images):
-        post, mask = posts[i % len(posts)], masks[i % len(masks)]
+        post, mask = dataclasses.replace(posts[i % len(posts)]), masks[i % len(masks)]
         t0 = time.perf_counter()
         scores = score(post, g)
         synchronize(device)

@@ -20,5 +20,5 @@ class BalEntStrategy:
 
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        balent = balanced_entropy(post.mean, post.variance, post.predictive_entropy)
+        balent = balanced_entropy(post)
         return balent_acquisition(balent)  # [..., H, W] float64

@@ -19,6 +19,5 @@ class BalEntRefStrategy:
 
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        balent = balanced_entropy(post.mean, post.variance, post.predictive_entropy,
-                                  floored=True)
+        balent = balanced_entropy(post, floored=True)
         return balent_acquisition(balent)  # [..., H, W] float64

@@ -84,3 +84,29 @@ def test_validation() -> None:
         select_top_n(torch.zeros(3, 3), None, -1, _g(0))
     with pytest.raises(ValueError, match="mask shape"):
         select_top_n(torch.zeros(3, 3), torch.zeros(3, 4, dtype=torch.bool), 1, _g(0))
+
+
+def test_the_last_places_are_drawn_uniformly_among_the_tied_scores() -> None:
+    scores = torch.zeros(2, 5)
+    scores[0, 0] = 1.0  # always first; the second pick is one of the nine zeros
+    counts = torch.zeros(2, 5)
+    for seed in range(900):
+        picks = select_top_n(scores, None, 2, _g(seed))
+        assert _picks(picks)[0] == (0, 0)
+        counts[picks[1, 0], picks[1, 1]] += 1
+    zeros = counts.reshape(-1)[1:]
+    assert zeros.sum() == 900 and zeros.min() > 60 and zeros.max() < 140  # 100 expected each
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_selected_values_are_the_n_largest(seed: int) -> None:
+    g = _g(seed)
+    scores = torch.randint(0, 6, (9, 11), generator=g).double()  # many ties
+    scores[0, :3] = float("nan")
+    labelled = torch.rand(9, 11, generator=g) < 0.3
+    picks = select_top_n(scores, labelled, 17, _g(seed))
+    values = scores[picks[:, 0], picks[:, 1]]
+    free = torch.nan_to_num(scores[~labelled], nan=float("-inf"))
+    expected = torch.sort(free, descending=True).values[:17]
+    assert torch.equal(torch.nan_to_num(values, nan=float("-inf")), expected)  # rank order too
+    assert not labelled[picks[:, 0], picks[:, 1]].any()

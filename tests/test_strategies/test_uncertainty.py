@@ -126,3 +126,22 @@ def test_decomposition_parts() -> None:
     torch.testing.assert_close(parts["aleatoric"], post.expected_entropy)
     mjent = posterior_term(post.mean, post.variance) + post.predictive_entropy
     torch.testing.assert_close(parts["posterior"], mjent)
+
+
+def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) -> None:
+    import strategies.uncertainty as uncertainty
+    from strategies import build_strategy
+
+    calls = []
+    real = uncertainty.posterior_term
+    monkeypatch.setattr(uncertainty, "posterior_term",
+                        lambda mean, var, floored=False: calls.append(floored) or real(mean, var, floored=floored))
+    post = PixelPosterior.from_samples(softmax_samples(5, (3, 4, 5), seed=2))
+    exact = build_strategy("balent").score(post)
+    parts = decomposition(post)  # the uncertainty record reuses BalEnt's S
+    build_strategy("balent_ref").score(post)
+    assert calls == [False, True]
+    fresh = PixelPosterior.from_samples(softmax_samples(5, (3, 4, 5), seed=2))
+    torch.testing.assert_close(decomposition(fresh)["posterior"], parts["posterior"])
+    torch.testing.assert_close(build_strategy("balent").score(fresh), exact)
+    assert calls == [False, True, False]  # a new posterior computes its own, once
