@@ -30,3 +30,13 @@ def run_cli(benchmark_cache):
         return proc
 
     return run
+
+
+def assert_usage_error(proc, *phrases):
+    """A user mistake: exit 2 and one ``error: ...`` line holding every phrase, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]

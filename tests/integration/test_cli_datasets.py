@@ -9,6 +9,8 @@ from PIL import Image
 
 from tests.fixtures.native_layouts import N_TRAIN, make_native_layout, write_tiny_preset
 
+from tests.conftest import assert_usage_error
+
 pytestmark = pytest.mark.integration
 
 REAL = ("cityscapes", "camvid", "ade20k", "voc2012")
@@ -22,15 +24,6 @@ ONE_CYCLE = ["--model", "deeplabv3plus", "--cycles", "1", "--train-iters", "2", 
 def layouts(tmp_path_factory):
     parent = tmp_path_factory.mktemp("native")
     return {name: make_native_layout(name, parent / name) for name in REAL}
-
-
-def assert_usage_error(proc, *phrases):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("name, sample_class", [

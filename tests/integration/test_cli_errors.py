@@ -1,16 +1,9 @@
 """User mistakes end with one clear line, exit code 2, and nothing in results/ damaged."""
 import pytest
 
+from tests.conftest import assert_usage_error
+
 pytestmark = pytest.mark.integration
-
-
-def assert_usage_error(proc, *phrases):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("args, phrases", [
