@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark.errors import UsageError
+from benchmark.errors import RunFailed, UsageError
 
 
 def _add_run(sub) -> None:
@@ -32,6 +32,8 @@ def _add_run(sub) -> None:
     p.add_argument("--pretrained", default=None, help="local backbone checkpoint (.pth)")
     p.add_argument("--map-images", type=int, default=None,
                    help="validation images whose uncertainty maps are saved each cycle")
+    p.add_argument("--map-strategies", default=None,
+                   help="strategies whose score maps are saved (NAME[,NAME] or all; default: the preset's)")
     p.add_argument("--no-supervised", dest="supervised", action="store_false",
                    help="skip the fully supervised reference run")
     p.add_argument("--out", default="results", help="output folder")
@@ -41,13 +43,24 @@ def _add_run(sub) -> None:
 
 
 def cmd_run(args, console) -> int:
+    import mmseg.utils
+
+    from benchmark.display import print_leaderboard
     from benchmark.experiment import execute
     from benchmark.plan import check_existing, import_plugin_modules, make_plan
+    from benchmark.preflight import preflight
 
+    mmseg.utils.register_all_modules(init_default_scope=True)
     import_plugin_modules(args.plugins)
     runs = make_plan(args)
     check_existing(runs, args.resume, args.overwrite)
-    return execute(runs, args.overwrite, console)
+    resources = preflight(runs)
+    status, board = execute(runs, resources, args.overwrite, console)
+    if board is not None:
+        out = runs[0].out
+        print_leaderboard(board, console)
+        console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv")
+    return status
 
 
 def cmd_list(args, console) -> int:
@@ -70,7 +83,8 @@ def cmd_list(args, console) -> int:
 def cmd_leaderboard(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.leaderboard import print_leaderboard, rebuild_leaderboard, sync_tables
+    from benchmark.display import print_leaderboard
+    from benchmark.tables import rebuild_leaderboard, sync_tables
 
     sync_tables(Path(args.results))  # runs/ -> cycles.csv, keeping rows of runs merged from elsewhere
     print_leaderboard(rebuild_leaderboard(Path(args.results)), console)
@@ -167,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
-
     import warnings
+
+    from rich.console import Console
 
     warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
@@ -187,12 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except LookupError as err:  # strategies.UnknownStrategyError and friends carry a full message
-        if type(err).__name__ != "UnknownStrategyError":
-            raise
-        err = err.args[0] if err.args else err
+    except RunFailed as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("interrupted: completed cycles are saved; continue with --resume", file=sys.stderr)
         return 130

@@ -7,3 +7,9 @@ class UsageError(Exception):
     The message must name the problem and the fix in one line; the CLI prints it without a
     traceback and exits with status 2.
     """
+
+
+class RunFailed(Exception):
+    """A run stopped on an error after the checks passed; its completed cycles are saved. The
+    message says what failed, what was kept and how to continue; the CLI prints it as one line
+    and exits with status 1."""

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import traceback
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmark.loop import AwaitingAnswers, Reporter, run_experiment
-from benchmark.plan import RunSpec, load_preset
-from benchmark.records import RunFolder, write_tables
+from benchmark.errors import RunFailed
+from benchmark.loop import AwaitingAnswers, run_experiment
+from benchmark.plan import RunSpec
+from benchmark.run_folder import RunFolder
+from benchmark.supervised import run_supervised
+from benchmark.tables import rebuild_leaderboard, write_tables
+from benchmark.training import Reporter
 
 
 def _environment() -> dict:
@@ -40,35 +45,21 @@ def prepare_run_folder(run: RunSpec, preset, data, overwrite: bool) -> RunFolder
     return folder
 
 
-class RunDataCache:
-    """One RunData per (dataset, data root, preset): datasets are indexed once per process."""
-
-    def __init__(self):
-        self._cache = {}
-
-    def get(self, run: RunSpec, preset):
-        from benchmark.data import get_dataset
-        from benchmark.loaders import RunData
-
-        key = (run.dataset, run.data_root, run.preset)
-        if key not in self._cache:
-            self._cache[key] = RunData(get_dataset(run.dataset), run.data_root, preset)
-        return self._cache[key]
-
-
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=False)
 
 
-def execute(runs: list[RunSpec], overwrite: bool, console: Console) -> int:
-    """Run every planned run in order; returns the exit status (0, or 3 when awaiting labels)."""
-    from benchmark.leaderboard import print_leaderboard, rebuild_leaderboard
-    import mmseg.utils
+def runner_for(run: RunSpec):
+    """The generator of a run's records: the supervised reference's or the active-learning loop's."""
+    return run_supervised if run.is_supervised else run_experiment
 
-    mmseg.utils.register_all_modules(init_default_scope=True)
+
+def execute(runs: list[RunSpec], resources, overwrite: bool, console: Console):
+    """Run every planned run in order; returns (exit status: 0, or 3 when awaiting labels;
+    the leaderboard frame or None). A run that fails raises RunFailed (one line: what failed,
+    what was kept, how to continue; the traceback goes to the run's error.log)."""
     out = Path(runs[0].out)
-    datasets = RunDataCache()
     with _progress(console) as progress:
         all_runs = progress.add_task("runs", total=len(runs))
         cycles = progress.add_task("cycles", total=1)
@@ -80,23 +71,27 @@ def execute(runs: list[RunSpec], overwrite: bool, console: Console) -> int:
 
         reporter = Reporter(start_cycle=start_cycle, advance_iter=lambda: progress.advance(iters))
         for run in runs:
-            preset = load_preset(Path(run.preset))
-            data = datasets.get(run, preset)
+            preset, data = resources.preset(run), resources.data(run)
             folder = prepare_run_folder(run, preset, data, overwrite)
-            total = 1 if run.is_supervised else run.cycles
+            total = run.planned_cycles
             progress.reset(cycles, total=total, completed=folder.completed_cycles(),
                            description=f"{run.run_id}")
             try:
-                for record in run_experiment(run, preset, data, folder, reporter):
+                for record in runner_for(run)(run, preset, data, folder, reporter):
                     progress.update(cycles, completed=record.cycle + 1)
                     write_tables(out)
             except AwaitingAnswers as waiting:
                 write_tables(out)
                 console.print(f"[yellow]{waiting}[/yellow]")
-                return 3
+                return 3, None
+            except Exception as err:
+                log = folder.write_error(traceback.format_exc())
+                write_tables(out)
+                done = folder.completed_cycles()
+                raise RunFailed(f"run {run.run_id} failed in cycle {done}: {type(err).__name__}: "
+                                f"{' '.join(str(err).split())[:300]}; its {done} completed cycle(s) are saved "
+                                f"(traceback in {log}); fix the cause and rerun the same command with "
+                                f"--resume") from None
             progress.advance(all_runs)
     write_tables(out)
-    frame = rebuild_leaderboard(out)
-    print_leaderboard(frame, console)
-    console.print(f"tables: {out / 'cycles.csv'}, {out / 'class_iou.csv'}, {out / 'leaderboard.csv'}")
-    return 0
+    return 0, rebuild_leaderboard(out)

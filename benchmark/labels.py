@@ -84,16 +84,14 @@ class LabelStore:
         mask[torch.tensor(pts["y"].to_numpy()), torch.tensor(pts["x"].to_numpy())] = True
         return mask.to(device)
 
-    def sparse_label_map(self, image_id: int) -> np.ndarray:
-        """uint8 [H, W] map: answered labels at clicked pixels, 255 everywhere else."""
-        shape = self.shapes[image_id]
-        out = np.full((shape.height, shape.width), IGNORE_INDEX, dtype=np.uint8)
-        pts = self.points(image_id)
-        pts = pts[pts["label"] != PENDING]
-        out[pts["y"].to_numpy(), pts["x"].to_numpy()] = pts["label"].to_numpy().astype(np.uint8)
-        return out
-
     # -- updates -----------------------------------------------------------------------------
+    def with_clicks(self, cycle: int, picks: Mapping[int, np.ndarray],
+                    labels: Mapping[int, np.ndarray]) -> "LabelStore":
+        """A new store: this one plus ``picks`` labelled ``labels`` at ``cycle`` (this one unchanged)."""
+        store = LabelStore.from_frame(self.shapes, self._frame)
+        store.add(cycle, picks, labels)
+        return store
+
     def add(self, cycle: int, picks: Mapping[int, np.ndarray], labels: Mapping[int, np.ndarray]):
         """Add clicks: ``picks[image_id]`` is an int array [k, 2] of (y, x), ``labels`` alike [k]."""
         parts = [self._frame]

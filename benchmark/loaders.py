@@ -10,19 +10,20 @@ import copy
 
 import numpy as np
 import pandas as pd
-import torch
 from mmcv.transforms import BaseTransform
 from mmengine.dataset import InfiniteSampler, pseudo_collate
 from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.labels import IGNORE_INDEX, ImageShape, LabelStore, PENDING
+from benchmark.labels import IGNORE_INDEX, PENDING, ImageShape, LabelStore
+from benchmark.sparse_pipeline import PACK_META_KEYS, click_augment
 
 
 @TRANSFORMS.register_module()
 class LoadSparseLabels(BaseTransform):
-    """Ground truth from clicks: ``results['clicks'] = (ys, xs, labels)``, 255 elsewhere."""
+    """Ground truth from clicks: ``results['clicks'] = (ys, xs, labels)``, 255 elsewhere; also
+    ``clicks_total``, the clicks that can reach the loss (void clicks, label 255, cannot)."""
 
     def transform(self, results: dict) -> dict:
         height, width = results["ori_shape"][:2]
@@ -30,6 +31,7 @@ class LoadSparseLabels(BaseTransform):
         ys, xs, labels = results["clicks"]
         gt[ys, xs] = labels
         results["gt_seg_map"] = gt
+        results["clicks_total"] = int((np.asarray(labels) != IGNORE_INDEX).sum())
         results.setdefault("seg_fields", []).append("gt_seg_map")
         return results
 
@@ -89,6 +91,12 @@ class RunData:
                                   height=self.shapes[i].height, width=self.shapes[i].width)
                              for i, item in enumerate(self.pool_items)])
 
+    @staticmethod
+    def load_rgb(img_path: str) -> np.ndarray:
+        """An image file as uint8 RGB [H, W, 3] (for the saved uncertainty maps)."""
+        with Image.open(img_path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
     def ground_truth(self, image_id: int) -> np.ndarray:
         """The pool image's label map as mmseg's LoadAnnotations yields it (255 = ignore)."""
         results = build_pipeline([dict(type="LoadAnnotations")])(copy.deepcopy(self.pool_items[image_id]))
@@ -101,31 +109,28 @@ class RunData:
             steps.append(dict(type="LoadAnnotations"))
         return steps + [dict(type="PackSegInputs")]
 
+    def _train_steps(self, sparse: bool) -> list[dict]:
+        """Dense labels: mmseg's pipeline as the preset says. Clicks: the click-aware version of the
+        preset's augmentation (``benchmark.sparse_pipeline``) and the clicks-in-loss count."""
+        augment = list(self.preset.data.get("train_augment", []))
+        if not sparse:
+            return [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")] + augment + [
+                dict(type="PackSegInputs")]
+        return ([dict(type="LoadImageFromFile"), dict(type="LoadSparseLabels")] + click_augment(augment)
+                + [dict(type="CountClicksInLoss"), dict(type="PackSegInputs", meta_keys=PACK_META_KEYS)])
+
+    def check_pipelines(self) -> None:
+        """Build every transform of every pipeline a run uses (raises what the builders raise)."""
+        for steps in (self._train_steps(True), self._train_steps(False), self._test_steps(True)):
+            build_pipeline(steps)
+
     def train_loader(self, store: LabelStore | None, batch_size: int, seed: int) -> DataLoader:
         """Sparse clicks from ``store``; ``store=None`` gives the dense (supervised) labels."""
-        augment = list(self.preset.data.get("train_augment", []))
-        if store is None:
-            items, label_step = self.pool_items, dict(type="LoadAnnotations")
-        else:
-            items, label_step = self._click_items(store), dict(type="LoadSparseLabels")
-        steps = [dict(type="LoadImageFromFile"), label_step] + augment + [dict(type="PackSegInputs")]
-        dataset = ItemDataset(items, steps, self.metainfo)
+        items = self.pool_items if store is None else click_items(self.pool_items, store)
+        dataset = ItemDataset(items, self._train_steps(store is not None), self.metainfo)
         return DataLoader(dataset, batch_size=min(batch_size, len(dataset)),
                           sampler=InfiniteSampler(dataset, shuffle=True, seed=seed),
                           collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
-
-    def _click_items(self, store: LabelStore) -> list[dict]:
-        items = []
-        frame = store.frame[store.frame["label"] != PENDING]
-        groups = dict(tuple(frame.groupby("image_id")))
-        for image_id, item in enumerate(self.pool_items):
-            pts = groups.get(image_id)
-            if pts is None or len(pts) == 0:
-                continue
-            item = dict(item, clicks=(pts["y"].to_numpy(), pts["x"].to_numpy(),
-                                      pts["label"].to_numpy().astype(np.uint8)))
-            items.append(item)
-        return items
 
     def pool_loader(self, batch_size: int) -> DataLoader:
         dataset = ItemDataset(self.pool_items, self._test_steps(False), self.metainfo)
@@ -139,6 +144,21 @@ class RunData:
         batches = same_size_batches(self.val_shapes[:len(items)], batch_size)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=pseudo_collate,
                           num_workers=self.preset.data.get("num_workers", 0))
+
+
+def click_items(pool_items: list[dict], store: LabelStore) -> list[dict]:
+    """The pool's data infos with their answered clicks as ``clicks = (ys, xs, labels)``; images
+    without an answered click are left out (nothing of theirs would reach the loss)."""
+    frame = store.frame[store.frame["label"] != PENDING]
+    groups = dict(tuple(frame.groupby("image_id")))
+    items = []
+    for image_id, item in enumerate(pool_items):
+        pts = groups.get(image_id)
+        if pts is None or len(pts) == 0:
+            continue
+        items.append(dict(item, clicks=(pts["y"].to_numpy(), pts["x"].to_numpy(),
+                                        pts["label"].to_numpy().astype(np.uint8))))
+    return items
 
 
 def same_size_batches(sizes: list, batch_size: int) -> list[list[int]]:
@@ -161,7 +181,3 @@ def _label_shape(item: dict) -> ImageShape:
     with Image.open(item["seg_map_path"]) as image:  # reads the header only
         width, height = image.size
     return ImageShape(height=height, width=width)
-
-
-def cpu_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)

@@ -65,9 +65,31 @@ class IterationCallbackHook(Hook):
         self.callback()
 
 
+class ClicksInLossHook(Hook):
+    """Sums, over every sample the training loader yields, the clicks that entered the pipeline
+    and those that reached the loss (metainfo ``clicks_total`` / ``clicks_in_loss``)."""
+
+    priority = "VERY_LOW"
+
+    def __init__(self):
+        self.total = self.in_loss = 0
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        for sample in (data_batch or {}).get("data_samples", []):
+            self.total += int(sample.metainfo.get("clicks_total", 0))
+            self.in_loss += int(sample.metainfo.get("clicks_in_loss", 0))
+
+    @property
+    def fraction(self) -> float:
+        """Share of the clicks seen that were inside the loss (NaN: no click seen, dense labels)."""
+        return self.in_loss / self.total if self.total else float("nan")
+
+
 def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: int, amp: bool,
-                    on_iter: Callable[[], None] = lambda: None):
-    """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner."""
+                    on_iter: Callable[[], None] = lambda: None) -> float:
+    """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner; returns the
+    share of the clicks in the samples it trained on that reached the loss (NaN for dense labels)."""
+    clicks = ClicksInLossHook()
     optim_type = "AmpOptimWrapper" if amp else "OptimWrapper"
     runner = Runner(
         model=model,
@@ -82,7 +104,7 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
                                        log_metric_by_epoch=False),
                            param_scheduler=dict(type="ParamSchedulerHook"),
                            checkpoint=None, sampler_seed=None),
-        custom_hooks=[IterationCallbackHook(on_iter)],
+        custom_hooks=[IterationCallbackHook(on_iter), clicks],
         randomness=dict(seed=seed),
         log_level="WARNING",
         default_scope="mmseg",
@@ -92,7 +114,7 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
     )
     with _quiet_mmengine(logging.ERROR):
         runner.train()
-    return model
+    return clicks.fraction
 
 
 class ClassIoUMetric(IoUMetric):

@@ -1,41 +1,59 @@
 """From command-line flags to a validated list of runs. Every flag is checked here, once."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from benchmark.errors import UsageError
+from benchmark.records import SUPERVISED
 
 MODELS = ("deeplabv3plus", "fpn")
-SUPERVISED = "supervised"
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "mmseg_configs"
 PRESET_DIR = CONFIG_DIR / "presets"
+
+# What each RunSpec field is for, stated once per field (``role`` metadata):
+RUN = "run"              # identifies a run's results: a resumed run must match on it
+CYCLE0 = "cycle0"        # identifies the run's cycle 0 (shared model of a seed) AND the run
+EXECUTION = "execution"  # only how the run executes; may change between resumes
+ROLES = (RUN, CYCLE0, EXECUTION)
+
+
+def _tagged(role: str, **kwargs):
+    return field(metadata={"role": role}, **kwargs)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run (dataset, model, strategy, seed) needs; flags map 1:1 to fields."""
+    """Everything one run (dataset, model, strategy, seed) needs; flags map 1:1 to fields.
 
-    dataset: str
-    data_root: str
-    model: str
-    preset: str            # path of the mmengine config file (model + schedule + AL settings)
-    strategy: str
-    seed: int
-    cycles: int
-    pixels_per_image: int
-    mc_samples: int
-    train_iters: int
-    batch_size: int
-    device: str
-    retrain: str
-    oracle: str
-    out: str
-    pretrained: str | None
-    amp: bool
-    map_images: int
+    Every field carries a role (``RUN``, ``CYCLE0`` or ``EXECUTION``); the resume check and the
+    cycle-0 cache key are both derived from those roles (``run_identity``, ``cycle0_identity``).
+    """
+
+    dataset: str = _tagged(CYCLE0)
+    data_root: str = _tagged(CYCLE0)
+    model: str = _tagged(CYCLE0)
+    preset: str = _tagged(EXECUTION)         # path of the mmengine config file (its content: preset_digest)
+    preset_digest: str = _tagged(CYCLE0)     # digest of the resolved preset (its _base_ files included)
+    strategy: str = _tagged(RUN)
+    seed: int = _tagged(CYCLE0)
+    cycles: int = _tagged(RUN)
+    pixels_per_image: int = _tagged(CYCLE0)
+    mc_samples: int = _tagged(RUN)
+    train_iters: int = _tagged(CYCLE0)
+    batch_size: int = _tagged(CYCLE0)
+    device: str = _tagged(EXECUTION)
+    retrain: str = _tagged(RUN)
+    oracle: str = _tagged(EXECUTION)
+    out: str = _tagged(EXECUTION)
+    pretrained: str | None = _tagged(CYCLE0)
+    amp: bool = _tagged(CYCLE0)
+    map_images: int = _tagged(EXECUTION)
+    map_strategies: tuple = _tagged(EXECUTION)  # strategies whose score maps are saved for the figures
 
     @property
     def run_id(self) -> str:
@@ -49,8 +67,34 @@ class RunSpec:
     def is_supervised(self) -> bool:
         return self.strategy == SUPERVISED
 
+    @property
+    def planned_cycles(self) -> int:
+        """Cycles this run records: the supervised reference trains once."""
+        return 1 if self.is_supervised else self.cycles
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def role_of(name: str) -> str:
+    """The role of the RunSpec field ``name``."""
+    return {f.name: f.metadata.get("role") for f in fields(RunSpec)}[name]
+
+
+def run_identity(spec: RunSpec) -> dict:
+    """The fields a resumed run must share with the run in the folder (roles RUN and CYCLE0)."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.metadata["role"] in (RUN, CYCLE0)}
+
+
+def cycle0_identity(spec: RunSpec) -> dict:
+    """The fields that determine cycle 0's trained model (role CYCLE0): not the strategy."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.metadata["role"] == CYCLE0}
+
+
+def preset_digest(preset) -> str:
+    """Digest of a resolved mmengine preset (every value, its ``_base_`` files included)."""
+    text = json.dumps(preset.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -83,20 +127,34 @@ def import_plugin_modules(text: str | None) -> list[str]:
     return modules
 
 
-def resolve_strategies(text: str) -> list[str]:
-    """'all' or 'a,b' -> registered strategy names (validated against the registry)."""
-    from strategies import describe_strategies, load_entry_points
+def registered_strategies() -> list[str]:
+    """Every registered strategy name (built-ins and installed plugins), sorted."""
+    from strategies import STRATEGIES, load_entry_points
 
     load_entry_points()
-    registered = [row[0] for row in describe_strategies()]
+    return STRATEGIES.names()
+
+
+def resolve_strategy_names(text: str, flag: str = "--strategy") -> list[str]:
+    """'all' or 'a,b' -> registered strategy names; an unknown name is the registry's own
+    message ("did you mean", the registered names) raised as a usage error."""
+    from strategies import STRATEGIES, UnknownStrategyError
+
+    registered = registered_strategies()
     if text.strip() == "all":
-        return sorted(registered)
-    names = [n.strip() for n in text.split(",") if n.strip()]
+        return registered
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise UsageError(f"{flag} needs at least one strategy name (or all); see `python -m benchmark list`")
     for name in names:
-        if name not in registered:
-            raise UsageError(f"unknown strategy {name!r}: registered strategies are "
-                             f"{', '.join(sorted(registered))} (see `python -m benchmark list`)")
-    return list(dict.fromkeys(names))
+        if name == SUPERVISED:
+            raise UsageError(f"{flag}: {SUPERVISED!r} is the fully supervised reference, not a strategy: it "
+                             f"runs by default (--no-supervised skips it)")
+        try:
+            STRATEGIES.require(name)
+        except UnknownStrategyError as err:
+            raise UsageError(f"{flag}: {err} See `python -m benchmark list`.") from None
+    return names
 
 
 def resolve_models(text: str) -> list[str]:
@@ -134,20 +192,24 @@ def check_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but torch sees no CUDA GPU: "
                          "use --device cpu (or install a CUDA build of torch)")
-    if device != "cpu" and not device.startswith("cuda"):
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
         raise UsageError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: torch sees {torch.cuda.device_count()} GPU(s), numbered from 0; "
+                         f"pick one of them")
     return device
 
 
 def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise UsageError(f"cannot write to output folder {out} ({err.strerror}): "
-                         f"pass --out with a writable folder") from None
+    """``out`` can be created and written, checked without creating or touching anything."""
+    probe = out.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"cannot write to output folder {out}: {probe} is a file; pass --out with a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to output folder {out} ({probe} is not writable): "
+                         f"pass --out with a writable folder")
 
 
 def check_positive(value: int | None, flag: str, minimum: int = 1) -> None:
@@ -155,13 +217,46 @@ def check_positive(value: int | None, flag: str, minimum: int = 1) -> None:
         raise UsageError(f"{flag} must be at least {minimum}; got {value}")
 
 
+PRESET_KEYS = {  # section -> keys the harness reads from it (the model section is mmseg's own)
+    "model": (), "active_learning": ("cycles", "pixels_per_image", "mc_samples", "seeds"),
+    "schedule": ("iters", "batch_size", "optimizer"), "data": (),
+}
+
+
 def load_preset(path: Path):
+    """The resolved mmengine config of a preset; UsageError for an unreadable one or one that lacks
+    a section or key the harness reads."""
     from mmengine.config import Config
 
     try:
-        return Config.fromfile(str(path))
+        preset = Config.fromfile(str(path))
     except Exception as err:  # a user's own config file with a mistake in it
-        raise UsageError(f"cannot read preset {path}: {err}; fix the file or pick a preset name") from None
+        text = " ".join(str(err).split())
+        raise UsageError(f"cannot read preset {path}: {type(err).__name__}: {text}; fix the file or pick a "
+                         f"preset name") from None
+    for section, keys in PRESET_KEYS.items():
+        if not isinstance(preset.get(section), dict):
+            raise UsageError(f"preset {path} has no {section} section (a dict): inherit one of "
+                             f"mmseg_configs/presets/ through _base_ or define it")
+        missing = [k for k in keys if k not in preset[section]]
+        if missing:
+            raise UsageError(f"preset {path}: {section} lacks {', '.join(missing)}: add it or inherit a preset")
+    if not isinstance(preset.schedule.optimizer, dict) or "type" not in preset.schedule.optimizer:
+        raise UsageError(f"preset {path}: schedule.optimizer must be a dict with a type, e.g. "
+                         f"dict(type='AdamW', lr=2e-3)")
+    return preset
+
+
+def check_mc_samples(strategies: list[str], mc_samples: int) -> None:
+    """Each strategy gets at least the MC samples it declares it needs (``min_mc_samples``)."""
+    from strategies import STRATEGIES, min_mc_samples
+
+    for name in strategies:
+        need = min_mc_samples(STRATEGIES.get(name))
+        if mc_samples < need:
+            raise UsageError(f"--mc-samples {mc_samples} is too few for strategy {name}: it needs at least "
+                             f"{need} (with one sample the MC variance is 0 and its score is constant); "
+                             f"raise --mc-samples or drop {name}")
 
 
 def resolve_data_root(dataset: str, data_root: str | None, preset) -> Path:
@@ -191,9 +286,9 @@ def make_plan(args) -> list[RunSpec]:
     """
     from benchmark.data import get_dataset
 
-    strategies = resolve_strategies(args.strategy)
+    strategies = resolve_strategy_names(args.strategy)
     models = resolve_models(args.model)
-    spec = get_dataset(args.dataset)
+    get_dataset(args.dataset)  # an unknown dataset name is a usage error here
     device = check_device(args.device)
     out = Path(args.out)
     check_writable(out)
@@ -220,7 +315,11 @@ def make_plan(args) -> list[RunSpec]:
             pretrained=str(Path(args.pretrained).resolve()) if args.pretrained else None,
             amp=bool(args.amp or schedule.get("amp", False)),
             map_images=_pick(args.map_images, al.get("map_images", 0)),
+            map_strategies=tuple(resolve_strategy_names(args.map_strategies, "--map-strategies")
+                                 if args.map_strategies is not None else al.get("map_strategies", ())),
+            preset_digest=preset_digest(preset),
         )
+        check_mc_samples(strategies, base.mc_samples)
         for seed in seeds:
             names = ([SUPERVISED] if args.supervised else []) + strategies
             runs += [replace(base, strategy=name, seed=seed) for name in names]
@@ -228,21 +327,39 @@ def make_plan(args) -> list[RunSpec]:
 
 
 def check_existing(runs: list[RunSpec], resume: bool, overwrite: bool) -> None:
-    """Refuse to silently mix or clobber results already in the output folder."""
-    import json
+    """Refuse to silently mix or clobber results already in the output folder.
 
+    A resumed run must match the folder's run on every field of ``run_identity``.
+    """
     for run in runs:
         config = run.run_dir / "config.json"
-        if not config.exists():
-            continue
-        if overwrite:
+        if not config.exists() or overwrite:
             continue
         if not resume:
             raise UsageError(f"{run.run_dir} already holds results: pass --resume to continue "
                              f"it, --overwrite to recompute it, or --out for a fresh folder")
-        old = json.loads(config.read_text()).get("run", {})
-        for key, value in run.as_dict().items():
-            if key in ("device", "out", "amp") or old.get(key) == value:
+        try:
+            old = json.loads(config.read_text()).get("run", {})
+        except (OSError, ValueError) as err:
+            raise UsageError(f"cannot resume {run.run_id}: its config.json is unreadable ({err}); "
+                             f"use --overwrite or another --out") from None
+        for key, value in run_identity(run).items():
+            if key not in old:
+                raise UsageError(f"cannot resume {run.run_id}: it was made by an older version that did not "
+                                 f"record {key}; use --overwrite or another --out")
+            if _same(old[key], value):
                 continue
             raise UsageError(f"cannot resume {run.run_id}: it was made with {key}={old.get(key)!r}, "
                              f"now {key}={value!r}; use the same settings, --overwrite or another --out")
+
+
+def _same(saved, value) -> bool:
+    """A value read back from config.json equals the planned one (JSON turns tuples into lists)."""
+    return json.loads(json.dumps(value, default=str)) == saved
+
+
+def cycle0_key(spec: RunSpec) -> str:
+    """The cycle-0 cache entry of ``spec``: readable prefix + digest of ``cycle0_identity``."""
+    text = json.dumps(cycle0_identity(spec), sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{spec.dataset}__{spec.model}__seed{spec.seed}__{digest}"

@@ -17,10 +17,9 @@ import pandas as pd
 
 from benchmark.errors import UsageError
 from benchmark.fileio import write_csv_atomic
+from benchmark.labels import IGNORE_INDEX, PENDING, SELECTION_COLUMNS
+from benchmark.records import require_columns
 
-IGNORE_INDEX = 255
-PENDING = -1
-SELECTION_COLUMNS = ["cycle", "image_id", "y", "x", "label"]
 QUERY_COLUMNS = ["image_path", "x", "y", "image_id", "label"]
 ANSWER_COLUMNS = ["image_path", "x", "y", "label"]
 MAX_LISTED = 5
@@ -47,9 +46,7 @@ def _read_table(path: Path, what: str, columns: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise UsageError(f"{path} is missing: it holds the run's {what}; rerun or resume the run to write it")
     frame = pd.read_csv(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise UsageError(f"{path} lacks column(s) {', '.join(missing)}: it was not written by this benchmark")
+    require_columns(frame, columns, path, "it was not written by this benchmark")
     return frame
 
 
@@ -128,11 +125,9 @@ def _read_answers(answers_csv: Path, num_classes: int) -> pd.DataFrame:
     try:
         answers = pd.read_csv(answers_csv, dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise UsageError(f"cannot read {answers_csv} as CSV ({exc}): export it again and fill the label column")
-    missing = [c for c in ANSWER_COLUMNS if c not in answers.columns]
-    if missing:
-        raise UsageError(f"{answers_csv} lacks column(s) {', '.join(missing)}: keep the header written by "
-                         "`python -m benchmark export-queries` (image_path,x,y,image_id,label)")
+        raise UsageError(f"cannot read {answers_csv} as CSV ({exc}): export it again and fill the label column") from None
+    require_columns(answers, ANSWER_COLUMNS, answers_csv, "keep the header written by "
+                    "`python -m benchmark export-queries` (image_path,x,y,image_id,label)")
     problems = []
     for column in ["x", "y"]:
         answers[f"{column}_int"], bad = _parse_int(answers[column])

@@ -8,13 +8,12 @@
 """
 from strategies.plugins import StrategyPluginWarning, describe_strategies, load_entry_points
 from strategies.posterior import PixelPosterior, PosteriorAccumulator
-from strategies.protocol import Strategy, needs_samples
-from strategies.registry import (ENTRY_POINT_GROUP, STRATEGIES, StrategyRegistry,
-                                 UnknownStrategyError, build_strategy)
+from strategies.protocol import Strategy, min_mc_samples, needs_samples
+from strategies.registry import ENTRY_POINT_GROUP, STRATEGIES, StrategyRegistry, UnknownStrategyError, build_strategy
 from strategies.selection import select_top_n
 
 __all__ = [
     "ENTRY_POINT_GROUP", "STRATEGIES", "PixelPosterior", "PosteriorAccumulator", "Strategy",
     "StrategyPluginWarning", "StrategyRegistry", "UnknownStrategyError", "build_strategy",
-    "describe_strategies", "load_entry_points", "needs_samples", "select_top_n",
+    "describe_strategies", "load_entry_points", "min_mc_samples", "needs_samples", "select_top_n",
 ]

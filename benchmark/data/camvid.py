@@ -24,13 +24,13 @@ from mmseg.registry import DATASETS
 
 from benchmark.data.check import LayoutReport, SplitLayout, check_layout, resolve_root
 from benchmark.data.registry import DatasetSpec, register_dataset
+from benchmark.labels import IGNORE_INDEX
 
 CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
            "pedestrian", "bicyclist")
 PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
            (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192))
 VOID = 11
-IGNORE_INDEX = 255
 SPLIT_FOLDERS = {"train": ("train", "trainannot"), "val": ("val", "valannot"),
                  "test": ("test", "testannot")}
 EXPECTED = "train/, trainannot/, val/ and valannot/ (SegNet's CamVid layout, *.png in each)"

@@ -53,7 +53,8 @@ def prepare(args):
     spec = replace(acquisition_spec(args.device, args.cycle_mc_samples or al.mc_samples,
                                     schedule.batch_size, al.pixels_per_image),
                    train_iters=args.cycle_iters or schedule.iters, map_images=al.get("map_images", 0),
-                   strategy=args.strategy, dataset="synthetic", data_root=str(root), preset=DEFAULT_PRESET)
+                   strategy=args.strategy, dataset="synthetic", data_root=str(root), preset=DEFAULT_PRESET,
+                   map_strategies=tuple(al.get("map_strategies", ())))
     store = LabelStore(data.shapes)
     picks = seed_random_pixels(data.shapes, spec.pixels_per_image, torch.Generator().manual_seed(0))
     store.add(0, picks, GroundTruthOracle(data.ground_truth).answer(picks))
@@ -62,7 +63,8 @@ def prepare(args):
 
 def run_cycle(args) -> tuple[dict, object]:
     """Seconds of each stage of one cycle (cycle 0: train, evaluate, acquire, maps)."""
-    from benchmark.loop import acquire, uncertainty_maps
+    from benchmark.acquisition import acquire
+    from benchmark.maps import uncertainty_maps
     from benchmark.model import build_model, evaluate, train_one_cycle
     from strategies import build_strategy
 

@@ -11,6 +11,7 @@ import torch
 
 from benchmark.labels import ImageShape
 from benchmark.plan import CONFIG_DIR, RunSpec
+from benchmark.timing import synchronize  # noqa: F401  (re-exported for the perf sections)
 
 MODEL_DIR = CONFIG_DIR / "models"
 
@@ -63,12 +64,8 @@ def acquisition_spec(device: str, mc_samples: int, batch_size: int, pixels_per_i
     return RunSpec(dataset="random", data_root="", model="", preset="", strategy="", seed=seed,
                    cycles=2, pixels_per_image=pixels_per_image, mc_samples=mc_samples,
                    train_iters=1, batch_size=batch_size, device=device, retrain="scratch",
-                   oracle="ground-truth", out="", pretrained=None, amp=False, map_images=0)
-
-
-def synchronize(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+                   oracle="ground-truth", out="", pretrained=None, amp=False, map_images=0,
+                   map_strategies=(), preset_digest="")
 
 
 @dataclass

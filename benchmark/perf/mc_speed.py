@@ -6,10 +6,16 @@ import torch
 import torch.nn.functional as F
 from rich.table import Table
 
-from benchmark.mc_dropout import (SoftmaxStatistics, dropout_masks, features_before_classifier,
-                                  head_dropout_p, masked_classifier, mc_posteriors, padded_size,
-                                  upsample_bilinear)
+from benchmark.logit_resize import padded_size, upsample_bilinear
+from benchmark.mc_dropout import (
+    dropout_masks,
+    features_before_classifier,
+    head_dropout_p,
+    masked_classifier,
+    mc_posteriors,
+)
 from benchmark.perf.fixtures import RandomPool, load_model, timed
+from benchmark.softmax_stats import SoftmaxStatistics
 from strategies import PosteriorAccumulator
 
 FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy")

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from rich.table import Table
 
-from benchmark.mc_dropout import SoftmaxStatistics
-from benchmark.perf.fixtures import synchronize, timed
-from strategies import build_strategy, describe_strategies, load_entry_points, select_top_n
+from benchmark.perf.fixtures import synchronize
+from benchmark.softmax_stats import SoftmaxStatistics
+from strategies import build_strategy, describe_strategies, load_entry_points, needs_samples, select_top_n
 from strategies.uncertainty import decomposition
 
 POSTERIOR_FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy", "samples")
@@ -105,7 +105,7 @@ def _candidates() -> list[tuple]:
     for name, _, _ in describe_strategies():
         strategy = build_strategy(name)
         rows.append((name, lambda p, g, s=strategy: s.score(p, generator=g), True,
-                     bool(getattr(strategy, "needs_samples", False))))
+                     needs_samples(strategy)))
     rows.append(("(decomposition)", lambda p, g: decomposition(p), False, False))
     return rows
 
@@ -133,7 +133,7 @@ def section_throughput(args, console, bandwidth: float) -> None:
     pixels = size * size
     for name, score, select, needs in _candidates():
         pool_posts = random_posteriors(2, size, args.classes, args.mc_samples, device, True) if needs else posts
-        fields = fields_read(lambda p: score(p, torch.Generator(device=device)), pool_posts[0])
+        fields = fields_read(lambda p, score=score: score(p, torch.Generator(device=device)), pool_posts[0])
         per_px = bytes_per_pixel(pool_posts[0], fields) + 1  # + the labelled mask (bool)
         score(pool_posts[0], torch.Generator(device=device))  # warm-up
         scoring, selection = time_pool(score, pool_posts, masks, n_images, args.pixels_per_image,

@@ -4,7 +4,8 @@
 # are used: SGD lr 0.01, momentum 0.9, weight decay 5e-4 with poly decay (power 0.9), batch size 8
 # (mmseg's 4 GPUs x 2 images, on one device). Chosen here, not stated either: 10 cycles, m = 20 MC
 # samples, 3 seeds, 4000 iterations per cycle (8000 on Cityscapes and ADE20K, in their files).
-active_learning = dict(cycles=10, pixels_per_image=5, mc_samples=20, seeds=[0, 1, 2], map_images=4)
+active_learning = dict(cycles=10, pixels_per_image=5, mc_samples=20, seeds=[0, 1, 2], map_images=4,
+                       map_strategies=['balent', 'bald', 'pbald', 'entropy'])
 
 schedule = dict(
     iters=4000,

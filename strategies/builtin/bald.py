@@ -17,6 +17,8 @@ class BALDStrategy:
     raised to 1e-9.
     """
 
+    min_mc_samples = 2  # built on the MC variance / BALD: constant with one sample
+
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
         return bald(post.predictive_entropy, post.expected_entropy)  # [..., H, W]

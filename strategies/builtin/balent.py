@@ -18,6 +18,8 @@ class BalEntStrategy:
     negative, -inf for degenerate pixels.
     """
 
+    min_mc_samples = 2  # built on the MC variance / BALD: constant with one sample
+
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
         balent = balanced_entropy(post)

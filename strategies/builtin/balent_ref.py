@@ -17,6 +17,8 @@ class BalEntRefStrategy:
     drops out (S ~ 0), and confident pixels rank first. Kept to measure what that changes.
     """
 
+    min_mc_samples = 2  # built on the MC variance / BALD: constant with one sample
+
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
         balent = balanced_entropy(post, floored=True)

@@ -21,6 +21,8 @@ class PowerBALDStrategy:
     reference code adds Pareto(1, 1) noise instead; we follow the published definition.)
     """
 
+    min_mc_samples = 2  # built on the MC variance / BALD: constant with one sample
+
     def __init__(self, beta: float = 1.0) -> None:
         if not (beta > 0 and not math.isnan(beta)):
             raise ValueError(f"pbald's beta must be positive, got {beta}")

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.fixtures.native_layouts import N_TRAIN, make_native_layout, write_tiny_preset
-
 from tests.conftest import assert_usage_error
+from tests.fixtures.native_layouts import N_TRAIN, make_native_layout, write_tiny_preset
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,12 @@ import torch
 import torch.nn.functional as F
 
 import benchmark.mc_dropout as mc
+from benchmark.acquisition import acquire
 from benchmark.labels import LabelStore
-from benchmark.loop import acquire, derive_seed
+from benchmark.logit_resize import upsample_bilinear
 from benchmark.perf.fixtures import RandomPool, acquisition_spec, load_model
+from benchmark.seeds import derive_seed
+from benchmark.softmax_stats import SoftmaxStatistics
 from strategies import PosteriorAccumulator, build_strategy
 from strategies.uncertainty import decomposition
 
@@ -160,23 +163,35 @@ def test_separable_upsample_equals_interpolate(factor):
     x = torch.randn(2, 7, 24, 20, generator=torch.Generator().manual_seed(0)) * 5
     size = (24 * factor[0], 20 * factor[1])
     expected = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    torch.testing.assert_close(mc.upsample_bilinear(x, size, False), expected, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(upsample_bilinear(x, size, False), expected, atol=1e-5, rtol=1e-6)
 
 
 @pytest.mark.parametrize("size, align", [((50, 45), False), ((72, 60), False), ((48, 40), True)])
 def test_upsample_falls_back_to_interpolate(size, align):
     x = torch.randn(1, 3, 24, 20)
     expected = F.interpolate(x, size=size, mode="bilinear", align_corners=align)
-    assert torch.equal(mc.upsample_bilinear(x, size, align), expected)
+    assert torch.equal(upsample_bilinear(x, size, align), expected)
 
 
 @pytest.mark.parametrize("scale", [1.0, 30.0, 200.0])
 def test_softmax_statistics_equal_posterior_accumulator(scale):
     g = torch.Generator().manual_seed(4)
     logits = torch.randn(6, 2, 5, 9, 8, generator=g) * scale  # [m, B, C, H, W]
-    stats, reference = mc.SoftmaxStatistics(), [PosteriorAccumulator() for _ in range(2)]
+    stats, reference = SoftmaxStatistics(), [PosteriorAccumulator() for _ in range(2)]
     for z in logits:
         for acc, one in zip(reference, z):
             acc.add(torch.softmax(one, dim=0))
         stats.add_logits(z.clone())
     assert_same_statistics(stats.finalize(), [acc.finalize() for acc in reference], atol=1e-5)
+
+
+def test_softmax_statistics_finalize_twice_is_safe():
+    g = torch.Generator().manual_seed(5)
+    stats = SoftmaxStatistics()
+    for z in torch.randn(4, 1, 3, 4, 4, generator=g):
+        stats.add_logits(z.clone())
+    first = [p.variance.clone() for p in stats.finalize()]
+    second = stats.finalize()
+    assert all(torch.equal(a, b.variance) for a, b in zip(first, second))
+    with pytest.raises(RuntimeError, match="finalized"):
+        stats.add_logits(torch.zeros(1, 3, 4, 4))

@@ -12,9 +12,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from benchmark.errors import UsageError  # noqa: E402
 from benchmark import figures  # noqa: E402
-from benchmark.figures import _choose_maps, make_figures, rank_normalise, relative_to_first  # noqa: E402
+from benchmark.errors import UsageError  # noqa: E402
+from benchmark.figures import choose_maps, make_figures, relative_to_first  # noqa: E402
+from benchmark.maps import acquisition_ranks  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STRATEGIES = ["random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"]
@@ -71,13 +72,15 @@ def synthetic_map(image_id: int, cycle: int, strategy: str, h=60, w=80, n=5) -> 
     balent = np.where(raw > 0, 1 / raw, raw)  # acquisition value: huge range, both signs
     balent[h // 2, :8] = -np.inf  # degenerate pixels
     balent[h // 2 + 1, :8] = np.nan
+    names = ["balent", "bald", "pbald", "entropy"]
+    scores = np.stack([balent, bald, pbald, entropy]).astype(np.float32)
+    picks = []
+    for score in scores:
+        flat = np.argsort(-np.nan_to_num(score, nan=-np.inf), axis=None, kind="stable")[:n]
+        picks.append(np.stack([flat // w, flat % w], axis=1).astype(np.int32))
     maps = dict(image=image, gt=gt, pred=pred, image_id=image_id, cycle=cycle, strategy=strategy,
-                classes=np.array(CLASSES), palette=PALETTE)
-    for name, score in [("balent", balent), ("bald", bald), ("pbald", pbald), ("entropy", entropy)]:
-        with np.errstate(over="ignore"):  # float16 overflows to inf, as real BalEnt values can
-            maps[f"score_{name}"] = score.astype(np.float16)
-        flat = np.argsort(-np.nan_to_num(score, nan=-np.inf, posinf=-np.inf), axis=None, kind="stable")[:n]
-        maps[f"picks_{name}"] = np.stack([flat // w, flat % w], axis=1).astype(np.int32)
+                classes=np.array(CLASSES), palette=PALETTE, map_strategies=np.array(names),
+                scores=scores, ranks=np.stack([acquisition_ranks(x) for x in scores]), picks=np.stack(picks))
     return maps
 
 
@@ -139,10 +142,10 @@ def test_every_figure_is_written_and_a_valid_png(report_figures):
 
 def test_maps_default_to_the_last_cycle_and_prefer_balent_then_lowest_seed(tmp_path):
     results = build_results(tmp_path)
-    [(dataset, model, k, rows)] = _choose_maps(results, None)
+    [(dataset, model, k, rows)] = choose_maps(results, None)
     assert (dataset, model, k) == ("toy", "fpn", 5)
     assert {r["run"] for r in rows} == {"toy__fpn__balent__seed1"}  # the only balent run with cycle 5
-    [(_, _, k, rows)] = _choose_maps(results, 3)
+    [(_, _, k, rows)] = choose_maps(results, 3)
     assert k == 3 and {r["run"] for r in rows} == {"toy__fpn__balent__seed0"}
     assert [r["order"][1] for r in sorted(rows, key=lambda r: r["order"])] == [0, 1, 2]
 
@@ -171,12 +174,21 @@ def test_missing_cycles_csv_is_a_usage_error(tmp_path):
         make_figures(tmp_path)
 
 
-def test_rank_normalise_handles_huge_ranges_and_non_finite():
-    score = np.array([[-1e30, 5.0, np.inf], [np.nan, 1e30, -0.5], [-np.inf, 0.0, 1.0]])
-    out = rank_normalise(score)
-    assert np.isnan(out[1, 0]) and np.isnan(out[2, 0])  # degenerate: NaN and -inf
-    assert out[0, 2] == 1.0 and out[0, 0] == 0.0  # +inf (float16 overflow) ranks first
+def test_acquisition_ranks_are_finite_and_follow_the_selection_order():
+    score = np.array([[-1e30, 5.0, 3e38], [np.nan, 1e30, -0.5], [-np.inf, 0.0, 1.0]], dtype=np.float32)
+    out = acquisition_ranks(score)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert out[0, 2] == 1.0  # the largest acquisition value ranks first
+    assert out[1, 0] == out[2, 0] < out[0, 0]  # NaN and -inf rank last, tied
     assert out[0, 0] < out[1, 2] < out[2, 1] < out[2, 2] < out[0, 1] < out[1, 1] < out[0, 2]
+
+
+def test_maps_figure_panels_are_the_strategies_saved_with_the_maps(tmp_path, captured):
+    results = build_results(tmp_path)
+    make_figures(results)
+    fig = captured["uncertainty_maps_toy_fpn_cycle5.png"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[3:] == [f"{n}: acquisition rank" for n in ["balent", "bald", "pbald", "entropy"]]
 
 
 def test_relative_to_first_is_one_at_the_start_and_keeps_up_meaning_more():
@@ -190,7 +202,10 @@ def test_relative_to_first_is_one_at_the_start_and_keeps_up_meaning_more():
 def captured(monkeypatch):
     """The figures as matplotlib objects instead of PNG files."""
     figs = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: figs.setdefault(path.name, fig) and path)
+    from benchmark.figures import curves, decomposition, maps
+
+    for module in (curves, decomposition, maps):
+        monkeypatch.setattr(module, "save", lambda fig, path: figs.setdefault(path.name, fig) and path)
     return figs
 
 
@@ -205,7 +220,9 @@ def test_learning_curve_legend_in_rank_order_with_aulc_and_tied_marker(tmp_path,
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     board = figures.leaderboard(cycles).set_index("strategy")
     assert texts[2].startswith("3. random: ") and " ≈" not in texts[2]
-    assert [texts[0].split(":")[0], texts[1].split(":")[0]] in (["1. balent", "2. bald ≈"], ["1. bald", "2. balent ≈"])
+    first, second = board.sort_values("rank").index[:2]  # pinned below: balent, then bald
+    assert (first, second) == ("balent", "bald") and bool(board.loc["bald", "tied_with_best"])
+    assert [texts[0].split(":")[0], texts[1].split(":")[0]] == ["1. balent", "2. bald ≈"]
     assert f"{board.loc['random', 'aulc_mean']:.1f} ± {board.loc['random', 'aulc_ci95']:.1f}" in texts[2]
     assert texts[3].startswith("supervised, all pixels")
     ax = fig.axes[0]

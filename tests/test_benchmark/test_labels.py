@@ -4,8 +4,15 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.labels import (IGNORE_INDEX, PENDING, GroundTruthOracle, ImageShape, LabelStore,
-                              PendingOracle, seed_random_pixels)
+from benchmark.labels import (
+    IGNORE_INDEX,
+    PENDING,
+    GroundTruthOracle,
+    ImageShape,
+    LabelStore,
+    PendingOracle,
+    seed_random_pixels,
+)
 
 SHAPES = {0: ImageShape(4, 5), 1: ImageShape(3, 3)}
 
@@ -13,6 +20,22 @@ SHAPES = {0: ImageShape(4, 5), 1: ImageShape(3, 3)}
 def gt_of(image_id):
     shape = SHAPES[image_id]
     return (np.arange(shape.pixels).reshape(shape.height, shape.width) % 7).astype(np.uint8)
+
+
+def training_label_map(store, image_id):
+    """The label map training sees for ``image_id``: the store's clicks through ``click_items`` and
+    the ``LoadSparseLabels`` transform, as the training loader runs them (None: image left out)."""
+    from benchmark.loaders import LoadSparseLabels, click_items
+
+    shape = SHAPES[image_id]
+    pool = [dict(img_path=f"{i}.png", ori_shape=(SHAPES[i].height, SHAPES[i].width)) for i in sorted(SHAPES)]
+    items = {item["img_path"]: item for item in click_items(pool, store)}
+    item = items.get(f"{image_id}.png")
+    if item is None:
+        return None
+    out = LoadSparseLabels().transform(dict(item))["gt_seg_map"]
+    assert out.shape == (shape.height, shape.width)
+    return out
 
 
 def test_seed_random_pixels_distinct_in_range_and_reproducible():
@@ -42,10 +65,10 @@ def test_store_masks_maps_and_counts():
     assert store.total_pixels == 29
     mask = store.labelled_mask(0)
     assert mask.dtype == torch.bool and mask.sum() == 2 and mask[1, 2] and mask[2, 2]
-    sparse = store.sparse_label_map(0)
+    sparse = training_label_map(store, 0)
     assert sparse[1, 2] == 3 and sparse[2, 2] == 5 and (sparse == IGNORE_INDEX).sum() == 18
     # an ignore-label click costs budget but gives no training signal
-    assert (store.sparse_label_map(1) == IGNORE_INDEX).all()
+    assert (training_label_map(store, 1) == IGNORE_INDEX).all()
     assert store.up_to_cycle(0).labeled_pixels == 2
 
 
@@ -68,4 +91,4 @@ def test_pending_clicks_are_not_training_labels():
     picks = {0: np.array([[1, 1]])}
     store.add(1, picks, PendingOracle().answer(picks))
     assert store.pending.shape[0] == 1 and store.pending.iloc[0]["label"] == PENDING
-    assert (store.sparse_label_map(0) == IGNORE_INDEX).all()
+    assert training_label_map(store, 0) is None  # an unanswered click never reaches training

@@ -10,9 +10,10 @@ import pytest
 from rich.console import Console
 from scipy import stats
 
+from benchmark.display import print_leaderboard
 from benchmark.errors import UsageError
-from benchmark.leaderboard import (LEADERBOARD_COLUMNS, aulc, leaderboard, print_leaderboard, read_cycles_csv,
-                                   rebuild_leaderboard, sync_tables, t_interval)
+from benchmark.leaderboard import LEADERBOARD_COLUMNS, aulc, leaderboard, t_interval
+from benchmark.tables import read_cycles_csv, rebuild_leaderboard, sync_tables
 
 CYCLE_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle", "labeled_pixels", "labeled_fraction", "miou",
                  "macc", "aacc", "epistemic", "aleatoric", "posterior", "train_seconds", "inference_seconds",
@@ -166,15 +167,21 @@ def test_tied_with_best_separated_vs_overlapping():
     assert bool(board.loc["worse", "tied_with_best"]) is False
 
 
-def test_tied_with_best_agrees_with_scipy_paired_test():
-    rng = np.random.default_rng(3)
-    base = rng.normal(40, 2, size=5)
-    other = base - 0.8 + rng.normal(0, 1, size=5)
-    parts = [rows("a", s, [base[s]] * 4) for s in range(5)] + [rows("b", s, [other[s]] * 4) for s in range(5)]
+@pytest.mark.parametrize("diffs, tied", [
+    # d = 1..5: mean 3, sd sqrt(2.5), t = 3 / (sqrt(2.5) / sqrt(5)) = 4.243, df 4: p = 0.0132 < 0.05
+    ([1.0, 2.0, 3.0, 4.0, 5.0], False),
+    # mean 0.2, sd 1.6432, t = 0.272, df 4: p = 0.799 >= 0.05
+    ([1.0, -1.0, 2.0, -2.0, 1.0], True),
+])
+def test_tied_with_best_is_the_paired_t_test_at_alpha_005(diffs, tied):
+    base = np.array([40.0, 42.0, 39.0, 41.0, 43.0])
+    parts = [rows("a", s, [base[s]] * 4) for s in range(5)] + [rows("b", s, [base[s] - diffs[s]] * 4)
+                                                                 for s in range(5)]
     board = leaderboard(table(*parts)).set_index("strategy")
-    p = stats.ttest_rel(base, other).pvalue
+    assert stats.ttest_rel(base, base - np.array(diffs)).pvalue == pytest.approx(0.0132 if not tied else 0.799,
+                                                                               abs=5e-4)
     assert board.loc["a", "rank"] == 1
-    assert bool(board.loc["b", "tied_with_best"]) is bool(p >= 0.05)
+    assert bool(board.loc["b", "tied_with_best"]) is tied
 
 
 def test_tied_with_best_is_na_with_fewer_than_two_shared_seeds():
@@ -283,7 +290,7 @@ def test_sync_keeps_rows_of_runs_merged_from_another_machine(tmp_path):
 
 
 def test_sync_without_foreign_rows_writes_the_tables_as_run_does(tmp_path):
-    from benchmark.records import write_tables
+    from benchmark.tables import write_tables
 
     for seed in (0, 1):
         write_run_folder(tmp_path, rows("random", seed, [10 + seed, 20, 30, 40.123456789]))

@@ -1,5 +1,7 @@
 """Smoke test of the performance suite: `python -m benchmark perf --tiny` runs and prints its four
 sections. No timing is asserted (the machine is shared and noisy)."""
+import re
+
 import pytest
 
 SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC sample",
@@ -8,11 +10,8 @@ SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC 
 
 @pytest.fixture(scope="module")
 def tiny_run(run_cli):
+    """The suite through the CLI; ``run_cli`` fails the test on a non-zero exit."""
     return run_cli("perf", "--tiny", timeout=600)
-
-
-def test_tiny_suite_exits_zero(tiny_run):
-    assert tiny_run.returncode == 0
 
 
 @pytest.mark.parametrize("title", SECTIONS)
@@ -44,5 +43,6 @@ def test_strategy_scoring_benchmark_tiny_prints_both_sides_and_ratio():
     assert proc.returncode == 0, proc.stderr
     for name in ("random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"):
         row = next(line for line in proc.stdout.splitlines() if line.strip().startswith(name + " "))
-        assert row.count("x ") >= 1 and row.rstrip().endswith("%")  # the speed-up and the top-1% overlap
+        assert re.search(r"\b\d+\.\d+x\b", row), row  # the speed-up: a number followed by x
+        assert re.search(r"\b\d+(\.\d+)?%\s*$", row), row  # the top-1% overlap, last
     assert "speed-up >= 3x" in proc.stdout and "streaming peak memory" in proc.stdout

@@ -3,7 +3,9 @@ import math
 
 import pandas as pd
 
-from benchmark.records import CYCLE_COLUMNS, CycleRecord, RunFolder, collect_tables, write_tables
+from benchmark.records import CYCLE_COLUMNS, CycleRecord
+from benchmark.run_folder import RunFolder
+from benchmark.tables import collect_tables, write_tables
 
 EXPECTED_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle", "labeled_pixels",
                     "labeled_fraction", "miou", "macc", "aacc", "epistemic", "aleatoric",

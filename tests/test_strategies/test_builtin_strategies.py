@@ -10,8 +10,7 @@ import torch
 
 from strategies import PixelPosterior, build_strategy
 from strategies.uncertainty import bald, posterior_term
-from tests.test_strategies.balent_reference import (balent_acquisition_mpmath,
-                                                    balent_acquisition_scipy)
+from tests.test_strategies.balent_reference import balent_acquisition_mpmath, balent_acquisition_scipy
 from tests.test_strategies.conftest import softmax_samples
 
 F64 = torch.float64

@@ -27,7 +27,7 @@ def test_check_strategy(name: str, seed: int) -> None:
 def test_check_strategy_catches_a_broken_strategy() -> None:
     class GlobalRandom:
         def score(self, post, generator=None):
-            return torch.rand(post.score_shape)  # noqa: the global RNG, on purpose
+            return torch.rand(post.score_shape)  # the global RNG, on purpose
 
     with pytest.raises(StrategyCheckError, match="global RNG|same generator seed differ"):
         check_determinism(GlobalRandom())

@@ -14,9 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from strategies import (STRATEGIES, PixelPosterior, StrategyPluginWarning, StrategyRegistry,
-                        UnknownStrategyError, build_strategy, describe_strategies,
-                        load_entry_points)
+from strategies import (
+    STRATEGIES,
+    PixelPosterior,
+    StrategyPluginWarning,
+    StrategyRegistry,
+    UnknownStrategyError,
+    build_strategy,
+    describe_strategies,
+    load_entry_points,
+)
 from strategies.testing import check_strategy, mc_samples
 
 REPO = Path(__file__).resolve().parents[2]

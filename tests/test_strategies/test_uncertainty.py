@@ -10,8 +10,16 @@ import scipy.stats
 import torch
 
 from strategies import PixelPosterior
-from strategies.uncertainty import (BALD_FLOOR, bald, beta_entropy, beta_moment_fit,
-                                    decomposition, entropy, margin, posterior_term)
+from strategies.uncertainty import (
+    BALD_FLOOR,
+    bald,
+    beta_entropy,
+    beta_moment_fit,
+    decomposition,
+    entropy,
+    margin,
+    posterior_term,
+)
 from tests.test_strategies.conftest import softmax_samples
 
 F64 = torch.float64

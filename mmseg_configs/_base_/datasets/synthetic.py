@@ -5,7 +5,8 @@ synthetic = dict(seed=0, n_train=40, n_val=20, height=96, width=128)
 
 # Active-learning schedule: cycle 0 trains on pixels_per_image random clicks per image; each later
 # cycle adds pixels_per_image clicks per image chosen by the strategy.
-active_learning = dict(cycles=5, pixels_per_image=5, mc_samples=20, seeds=[0], map_images=2)
+active_learning = dict(cycles=5, pixels_per_image=5, mc_samples=20, seeds=[0], map_images=2,
+                       map_strategies=['balent', 'bald', 'pbald', 'entropy'])
 
 # Training schedule of one cycle (the same for every strategy and the supervised reference).
 schedule = dict(

@@ -1,0 +1,66 @@
+"""What the command line prints: rich tables of the leaderboard (and other reports).
+
+Only the CLI layer calls these; the computing modules return frames and never print.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from benchmark.leaderboard import ALPHA, ONE_SEED_NOTE, TIED_MARKER
+
+
+def _cell(mean: float, ci: float, n_seeds: int) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    if n_seeds < 2 or pd.isna(ci):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {ci:.2f}"
+
+
+def _tied_cell(rank: int, value) -> str:
+    if rank == 1:
+        return "best"
+    if pd.isna(value):
+        return "?"
+    return TIED_MARKER if value else ""
+
+
+def print_leaderboard(frame: pd.DataFrame, console=None) -> None:
+    """Print one rich table per (dataset, model) of a ``leaderboard()`` frame; the best strategy and
+    those indistinguishable from it in bold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if frame is None or len(frame) == 0:
+        console.print("No ranked strategies in the results (only the supervised reference, or no rows).")
+        return
+    for (dataset, model), block in frame.groupby(["dataset", "model"], sort=True):
+        sup = block["supervised_miou"].iloc[0] if "supervised_miou" in block else math.nan
+        ref = f"supervised reference mIoU {sup:.2f}" if pd.notna(sup) else "no supervised reference"
+        table = Table(title=f"{dataset} / {model} ({ref})", caption=_caption(block), caption_justify="left")
+        for name, justify in [("rank", "right"), ("strategy", "left"), ("seeds", "right"),
+                              ("AULC (mIoU %)", "right"), ("final mIoU", "right"), ("% of sup.", "right"),
+                              (f"{TIED_MARKER} best", "center")]:
+            table.add_column(name, justify=justify)
+        for row in block.itertuples(index=False):
+            pct = f"{row.pct_of_supervised:.1f}" if pd.notna(row.pct_of_supervised) else "n/a"
+            seeds = str(row.n_seeds) if row.n_seeds > 1 else ONE_SEED_NOTE  # instead of a fake interval
+            tied = _tied_cell(row.rank, row.tied_with_best)
+            table.add_row(str(row.rank), row.strategy, seeds, _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
+                          _cell(row.final_miou_mean, row.final_miou_ci95, row.n_seeds), pct, tied,
+                          style="bold" if tied in ("best", TIED_MARKER) else None)
+        console.print(table)
+
+
+def _caption(block: pd.DataFrame) -> str:
+    lines = [f"mIoU in %; mean ± half width of the 95% t-interval over seeds; % of sup. = final mIoU / "
+             f"supervised mIoU. {TIED_MARKER} = a paired t-test on per-seed AULC (alpha {ALPHA}) cannot tell "
+             "it from the best."]
+    if block["tied_with_best"].isna().any():
+        lines.append("? = fewer than 2 seeds shared with the best, no test.")
+    if (block["n_seeds"] < 2).any():
+        lines.append(f"{ONE_SEED_NOTE}: the value of the single seed; run more seeds for an interval.")
+    return "\n".join(lines)

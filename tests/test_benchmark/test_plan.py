@@ -1,0 +1,33 @@
+"""RunSpec: every field's role stated once; the resume identity and the cycle-0 key derive from it."""
+from dataclasses import fields, replace
+
+import pytest
+
+from benchmark.plan import CYCLE0, EXECUTION, ROLES, RUN, RunSpec, cycle0_identity, cycle0_key, run_identity
+
+SPEC = RunSpec(dataset="synthetic", data_root="/d", model="fpn", preset="/p.py", preset_digest="abc",
+               strategy="bald", seed=0, cycles=3, pixels_per_image=5, mc_samples=8, train_iters=10,
+               batch_size=4, device="cpu", retrain="scratch", oracle="ground-truth", out="/o",
+               pretrained=None, amp=False, map_images=1, map_strategies=("bald",))
+
+
+def test_every_runspec_field_has_a_role():
+    untagged = [f.name for f in fields(RunSpec) if f.metadata.get("role") not in ROLES]
+    assert untagged == [], f"give these RunSpec fields a role ({', '.join(ROLES)}): {untagged}"
+
+
+def test_identities_are_derived_from_the_roles():
+    by_role = {role: {f.name for f in fields(RunSpec) if f.metadata["role"] == role} for role in ROLES}
+    assert set(cycle0_identity(SPEC)) == by_role[CYCLE0]
+    assert set(run_identity(SPEC)) == by_role[CYCLE0] | by_role[RUN]
+    assert not by_role[EXECUTION] & set(run_identity(SPEC))
+
+
+@pytest.mark.parametrize("name, value, same_cycle0", [
+    ("strategy", "random", True), ("cycles", 9, True), ("mc_samples", 2, True), ("retrain", "finetune", True),
+    ("out", "/elsewhere", True), ("device", "cuda", True), ("map_images", 0, True), ("oracle", "file", True),
+    ("seed", 1, False), ("pixels_per_image", 6, False), ("train_iters", 11, False), ("preset_digest", "x", False),
+    ("batch_size", 2, False), ("amp", True, False), ("pretrained", "/w.pth", False),
+])
+def test_cycle0_key_changes_exactly_with_the_cycle0_fields(name, value, same_cycle0):
+    assert (cycle0_key(replace(SPEC, **{name: value})) == cycle0_key(SPEC)) is same_cycle0
