@@ -39,7 +39,8 @@ def _answered(labels: Any, ignore_index: int) -> np.ndarray:
     return labels[(labels != ignore_index) & (labels >= 0)]
 
 
-def _count_items(class_pixel_counts: Mapping | Any, ignore_index: int | None) -> list[tuple[int, float]]:
+def _count_items(class_pixel_counts: Mapping | Any,
+                 ignore_index: int | None) -> list[tuple[int, float]]:
     if isinstance(class_pixel_counts, Mapping):
         items = [(int(c), float(v)) for c, v in class_pixel_counts.items()]
     else:
@@ -56,8 +57,8 @@ def rare_classes(class_pixel_counts: Mapping | Any, share: float = RARE_SHARE,
     """The rarest classes that together hold at most ``share`` of the labelled pixels.
 
     ``class_pixel_counts`` is a sequence indexed by class id or a ``{class id: count}`` mapping
-    (the ``ignore_index`` entry, if any, is dropped; None keeps every entry). Classes are taken from the rarest up while
-    the running total stays <= ``share`` x all pixels. Edge cases:
+    (the ``ignore_index`` entry, if any, is dropped; None keeps every entry). Classes are taken
+    from the rarest up while the running total stays <= ``share`` x all pixels. Edge cases:
 
     - classes with equal counts are taken together or not at all (no order among equals);
     - a class with no pixel is rarer than any other and is always included (it adds 0);
@@ -98,7 +99,10 @@ def query_class_entropy(labels: Any, ignore_index: int = IGNORE_INDEX) -> float:
 
 def query_rare_share(labels: Any, rare: set[int] | Any,
                      ignore_index: int = IGNORE_INDEX) -> float:
-    """Share of the clicks with a class that hit a class in ``rare``; NaN when none has a class."""
+    """Share of the clicks with a class that hit a class in ``rare``; NaN when none has a class.
+
+    0 for every cycle when ``rare`` is empty (e.g. ``rare_classes`` of a balanced dataset).
+    """
     answered = _answered(labels, ignore_index)
     if answered.size == 0:
         return math.nan
