@@ -67,16 +67,19 @@ def cmd_list(args, console) -> int:
     from rich.table import Table
 
     from benchmark.plan import import_plugin_modules
-    from strategies import describe_strategies, load_entry_points
+    from strategies import describe_selectors, describe_strategies, load_all_entry_points
 
     import_plugin_modules(args.plugins)
-    load_entry_points()
-    table = Table(title="Registered acquisition strategies")
-    for column in ("name", "description", "package"):
-        table.add_column(column)
-    for name, description, package in describe_strategies():
-        table.add_row(name, description, package)
-    console.print(table)
+    load_all_entry_points()
+    for title, rows in (("Registered acquisition strategies", describe_strategies()),
+                        ("Registered selectors (how each image's clicks are chosen)",
+                         describe_selectors())):
+        table = Table(title=title)
+        for column in ("name", "description", "package"):
+            table.add_column(column)
+        for name, description, package in rows:
+            table.add_row(name, description, package)
+        console.print(table)
     return 0
 
 

@@ -1,30 +1,42 @@
-"""The strategy registry: a standalone mmengine root registry with strict name lookup.
+"""The plugin registries: standalone mmengine root registries with strict name lookup.
 
-``STRATEGIES`` is its own root registry with scope ``"strategies"`` (never a child of
-``mmengine.registry.STRATEGIES``, which holds distributed-training strategies). Compared with a
-plain ``mmengine.Registry`` it
+Two registries share one class, ``PluginRegistry``:
+
+- ``STRATEGIES`` (scope ``"strategies"``, entry-point group ``benchmark.strategies``): what scores
+  the pixels. Never a child of ``mmengine.registry.STRATEGIES``, which holds distributed-training
+  strategies.
+- ``SELECTORS`` (scope ``"selectors"``, entry-point group ``benchmark.selectors``): how one image's
+  score map becomes n clicks.
+
+Compared with a plain ``mmengine.Registry`` a ``PluginRegistry``
 
 - looks names up among the registered ones only (``Registry.get`` would otherwise import any
   dotted name, e.g. ``get("numpy")`` returns the numpy module);
-- fails on an unknown name with ``UnknownStrategyError``, listing the registered names and a
-  "did you mean" suggestion;
-- builds under its own scope, so no warning appears after mmseg has set the default scope;
-- imports the built-in strategies (``locations``) and the installed plugins (entry-point group
-  ``benchmark.strategies``) on first lookup.
+- fails on an unknown name with an ``UnknownPluginError`` subclass that names the kind, lists the
+  registered names and suggests close ones ("did you mean");
+- builds under its own scope, so no warning appears after mmseg has set the default scope (and
+  never tries to import ``<scope>.registry``, which mmengine would warn about for "selectors");
+- imports its built-in modules (``locations``) and the installed plugins (its entry-point group)
+  on first lookup.
 """
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from mmengine.registry import Registry
+from mmengine.registry import DefaultScope, Registry
 
 ENTRY_POINT_GROUP = "benchmark.strategies"
+SELECTOR_ENTRY_POINT_GROUP = "benchmark.selectors"
 
 
-class UnknownStrategyError(KeyError):
-    """A strategy name that is not registered; the message lists the registered names."""
+class UnknownPluginError(KeyError):
+    """A name that is not registered; the message names the kind and lists the registered names."""
+
+    kind = "plugin"
+    kind_plural = "plugins"
 
     def __init__(self, name: str, available: list[str]) -> None:
         self.name = name
@@ -34,20 +46,44 @@ class UnknownStrategyError(KeyError):
         self.suggestions = [lowered[c] for c in close]
         hint = f" Did you mean {' or '.join(map(repr, self.suggestions))}?" if close else ""
         listing = ", ".join(self.available) or "(none)"
-        super().__init__(f"unknown strategy {name!r}.{hint} Registered strategies: {listing}.")
+        super().__init__(f"unknown {self.kind} {name!r}.{hint} "
+                         f"Registered {self.kind_plural}: {listing}.")
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0])
 
 
-class StrategyRegistry(Registry):
-    """An mmengine ``Registry`` that validates names and builds under its own scope."""
+class UnknownStrategyError(UnknownPluginError):
+    """A strategy name that is not registered."""
+
+    kind, kind_plural = "strategy", "strategies"
+
+
+class UnknownSelectorError(UnknownPluginError):
+    """A selector name that is not registered."""
+
+    kind, kind_plural = "selector", "selectors"
+
+
+class PluginRegistry(Registry):
+    """An mmengine ``Registry`` that validates names and builds under its own scope.
+
+    ``unknown_error`` is the ``UnknownPluginError`` subclass raised for an unknown name; its
+    ``kind`` ("strategy", "selector") also names the registry's plugins in messages and warnings.
+    """
 
     def __init__(self, name: str, *, scope: str, locations: list[str] | None = None,
-                 entry_point_group: str | None = None) -> None:
+                 entry_point_group: str | None = None,
+                 unknown_error: type[UnknownPluginError] = UnknownPluginError) -> None:
         super().__init__(name, scope=scope, locations=list(locations or []))
         self.entry_point_group = entry_point_group
+        self.unknown_error = unknown_error
         self.loaded_entry_points: set[tuple[str, str]] = set()
+
+    @property
+    def kind(self) -> str:
+        """What the registry holds, in the singular ("strategy", "selector")."""
+        return self.unknown_error.kind
 
     def import_from_location(self) -> None:
         """Import the built-in modules, then load the installed plugins (once)."""
@@ -70,7 +106,7 @@ class StrategyRegistry(Registry):
     def get(self, key: str) -> Any:
         """The object registered as ``key`` (or ``"<scope>.key"``), else None. Never imports."""
         if not isinstance(key, str):
-            raise TypeError(f"a strategy name must be a str, got {type(key).__name__}")
+            raise TypeError(f"a {self.kind} name must be a str, got {type(key).__name__}")
         self.import_from_location()
         if key in self._module_dict:
             return self._module_dict[key]
@@ -78,11 +114,21 @@ class StrategyRegistry(Registry):
         return self._module_dict.get(real_key) if scope == self._scope else None
 
     def require(self, key: str) -> Any:
-        """Like ``get`` but raises ``UnknownStrategyError`` for an unknown name."""
+        """Like ``get`` but raises ``self.unknown_error`` for an unknown name."""
         obj = self.get(key)
         if obj is None:
-            raise UnknownStrategyError(key, self.names())
+            raise self.unknown_error(key, self.names())
         return obj
+
+    @contextmanager
+    def switch_scope_and_registry(self, scope: str | None) -> Iterator[PluginRegistry]:
+        """Build under ``scope`` with this registry itself (a standalone root has no other).
+
+        mmengine's version first imports ``<scope>.registry`` and warns when that is no package
+        (``selectors.registry`` is not: ``selectors`` is a standard-library module).
+        """
+        with DefaultScope.overwrite_default_scope(scope):
+            yield self
 
     def build(self, cfg: Mapping | str, *args: Any, **kwargs: Any) -> Any:
         """Build from ``dict(type=name, **params)`` (or a bare name), under this scope."""
@@ -94,9 +140,37 @@ class StrategyRegistry(Registry):
         cfg.setdefault("_scope_", self._scope)
         return super().build(cfg, *args, **kwargs)
 
+    def build_named(self, name_or_cfg: str | Mapping, **params: Any) -> Any:
+        """Build from a name plus keyword parameters, or from a config dict (plus overrides)."""
+        cfg = dict(type=name_or_cfg) if isinstance(name_or_cfg, str) else dict(name_or_cfg)
+        if "type" not in cfg:
+            raise ValueError(f"a {self.kind} config needs a 'type' key, got {cfg}")
+        cfg.update(params)
+        return self.build(cfg)
+
+
+class StrategyRegistry(PluginRegistry):
+    """A registry of acquisition strategies (unknown names raise ``UnknownStrategyError``)."""
+
+    def __init__(self, name: str, *, scope: str, locations: list[str] | None = None,
+                 entry_point_group: str | None = None) -> None:
+        super().__init__(name, scope=scope, locations=locations,
+                         entry_point_group=entry_point_group, unknown_error=UnknownStrategyError)
+
+
+class SelectorRegistry(PluginRegistry):
+    """A registry of selection rules (unknown names raise ``UnknownSelectorError``)."""
+
+    def __init__(self, name: str, *, scope: str, locations: list[str] | None = None,
+                 entry_point_group: str | None = None) -> None:
+        super().__init__(name, scope=scope, locations=locations,
+                         entry_point_group=entry_point_group, unknown_error=UnknownSelectorError)
+
 
 STRATEGIES = StrategyRegistry("strategy", scope="strategies", locations=["strategies.builtin"],
                               entry_point_group=ENTRY_POINT_GROUP)
+SELECTORS = SelectorRegistry("selector", scope="selectors", locations=["strategies.selectors"],
+                             entry_point_group=SELECTOR_ENTRY_POINT_GROUP)
 
 
 def build_strategy(name_or_cfg: str | Mapping, **params: Any) -> Any:
@@ -105,8 +179,13 @@ def build_strategy(name_or_cfg: str | Mapping, **params: Any) -> Any:
     ``build_strategy("pbald", beta=2.0)`` == ``build_strategy(dict(type="pbald", beta=2.0))``.
     Raises ``UnknownStrategyError`` (a KeyError) listing the registered names.
     """
-    cfg = dict(type=name_or_cfg) if isinstance(name_or_cfg, str) else dict(name_or_cfg)
-    if "type" not in cfg:
-        raise ValueError(f"a strategy config needs a 'type' key, got {cfg}")
-    cfg.update(params)
-    return STRATEGIES.build(cfg)
+    return STRATEGIES.build_named(name_or_cfg, **params)
+
+
+def build_selector(name_or_cfg: str | Mapping, **params: Any) -> Any:
+    """Build a registered selector from a name (plus keyword parameters) or a config dict.
+
+    ``build_selector("spread", r=12)`` == ``build_selector(dict(type="spread", r=12))``.
+    Raises ``UnknownSelectorError`` (a KeyError) listing the registered names.
+    """
+    return SELECTORS.build_named(name_or_cfg, **params)

@@ -1,12 +1,14 @@
-"""Conformance checks every strategy must pass: ``check_strategy(strategy)``.
+"""Conformance checks every strategy and every selector must pass.
 
-Run them on your own strategy (a plugin author's test is one line)::
+Run them on your own plugin (a plugin author's test is one line)::
 
-    from strategies.testing import check_strategy
+    from strategies.testing import check_selector, check_strategy
     check_strategy(MyStrategy())
+    check_selector(MySelector())
 
-Each check raises ``StrategyCheckError`` (an AssertionError) naming what failed. Inputs are
-small synthetic MC-dropout posteriors built from a fixed seed, so the checks are deterministic.
+Each check raises ``StrategyCheckError`` or ``SelectorCheckError`` (AssertionErrors) naming what
+failed. Inputs are small synthetic posteriors and score maps built from a fixed seed, so the
+checks are deterministic.
 """
 from __future__ import annotations
 
@@ -25,9 +27,14 @@ class StrategyCheckError(AssertionError):
     """A strategy failed a conformance check."""
 
 
-def _fail_unless(condition: bool, check: str, message: str) -> None:
+class SelectorCheckError(AssertionError):
+    """A selector failed a conformance check."""
+
+
+def _fail_unless(condition: bool, check: str, message: str,
+                 error: type[AssertionError] = StrategyCheckError) -> None:
     if not condition:
-        raise StrategyCheckError(f"{check}: {message}")
+        raise error(f"{check}: {message}")
 
 
 def mc_samples(m: int = M, shape: tuple[int, ...] = (C, H, W), *, seed: int = 0,
@@ -174,3 +181,108 @@ def check_strategy(strategy: object, *, seed: int = 0, device: str = "cpu",
                  f"{strategy!r} has no score(post, generator=None) method")
     for check in CHECKS + ([check_degenerates_ranked_last] if degenerates_last else []):
         check(strategy, seed=seed, device=device)
+
+
+# --- selectors -------------------------------------------------------------------------------
+
+
+def _selector_fail_unless(condition: bool, check: str, message: str) -> None:
+    _fail_unless(condition, check, message, SelectorCheckError)
+
+
+def score_map(shape: tuple[int, int] = (H, W), *, seed: int = 0, levels: int = 0,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A synthetic score map ``[h, w]``; ``levels > 0`` rounds it to that many values (ties)."""
+    scores = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if levels > 0:
+        scores = torch.floor(scores * levels)
+    return scores.to(dtype)
+
+
+def selection_cases(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor | None, int]]:
+    """``name -> (scores, labelled, n)``: ordinary and awkward inputs every selector must take."""
+    g = torch.Generator().manual_seed(seed + 1)
+    some = torch.rand(H, W, generator=g) < 0.3
+    most = torch.ones(H, W, dtype=torch.bool)
+    most[0, :3] = False  # three unlabelled pixels left
+    peak = torch.zeros(H, W)
+    peak[H // 2, W // 2] = 1.0
+    nan = torch.full((H, W), float("nan"))
+    mixed = torch.tensor([float("nan"), float("inf"), float("-inf")]).repeat(H * W // 3 + 1)
+    return {
+        "ordinary": (score_map(seed=seed), some, 5),
+        "nothing labelled (labelled=None)": (score_map(seed=seed), None, 5),
+        "float64 with many ties": (score_map(seed=seed, levels=3, dtype=torch.float64), some, 9),
+        "one sharp peak": (peak, None, 5),
+        "n above the unlabelled count": (score_map(seed=seed), most, 5),
+        "one-row image": (score_map((1, 9), seed=seed), None, 4),
+        "one-pixel image": (score_map((1, 1), seed=seed), None, 3),
+        "all NaN": (nan, some, 5),
+        "all non-finite (NaN, +inf, -inf)": (mixed[:H * W].reshape(H, W), None, 5),
+        "n = 0": (score_map(seed=seed), some, 0),
+        "fully labelled": (score_map(seed=seed), torch.ones(H, W, dtype=torch.bool), 5),
+    }
+
+
+def _select(selector: object, scores: torch.Tensor, labelled: torch.Tensor | None, n: int,
+            seed: int | None, device: str) -> torch.Tensor:
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    mask = None if labelled is None else labelled.to(device)
+    return selector.select(scores.to(device), mask, n, generator=g)
+
+
+def _check_picks(picks: object, scores: torch.Tensor, labelled: torch.Tensor | None, n: int,
+                 case: str) -> None:
+    """Output contract: LongTensor [k, 2], k = min(n, unlabelled), in bounds, valid, distinct."""
+    fail = _selector_fail_unless
+    fail(isinstance(picks, torch.Tensor), "output", f"{case}: select returned {type(picks)}")
+    fail(picks.dtype == torch.long and picks.dim() == 2 and picks.shape[-1] == 2, "output",
+         f"{case}: expected a LongTensor [k, 2], got {picks.dtype} {tuple(picks.shape)}")
+    fail(picks.device == scores.device, "output", f"{case}: picks on {picks.device}, "
+         f"scores on {scores.device}")
+    unlabelled = scores.numel() - (0 if labelled is None else int(labelled.sum()))
+    fail(picks.shape[0] == min(n, unlabelled), "count",
+         f"{case}: {picks.shape[0]} picks, expected min(n={n}, unlabelled={unlabelled})")
+    picks = picks.cpu()
+    height, width = scores.shape
+    inside = (picks >= 0).all(1) & (picks[:, 0] < height) & (picks[:, 1] < width)
+    fail(bool(inside.all()), "in bounds", f"{case}: pick outside the {height}x{width} image")
+    if labelled is not None:
+        fail(not bool(labelled[picks[:, 0], picks[:, 1]].any()), "labelled",
+             f"{case}: a labelled pixel was selected again")
+    fail(torch.unique(picks[:, 0] * width + picks[:, 1]).numel() == picks.shape[0], "duplicates",
+         f"{case}: a pixel was selected twice")
+
+
+def check_selection_contract(selector: object, seed: int = 0, device: str = "cpu") -> None:
+    """Every case of ``selection_cases`` gives valid picks (shape, count, bounds, no repeats)."""
+    for case, (scores, labelled, n) in selection_cases(seed).items():
+        try:
+            picks = _select(selector, scores, labelled, n, seed, device)
+        except Exception as exc:
+            raise SelectorCheckError(f"crash: {case}: {exc!r}") from exc
+        _check_picks(picks, scores.to(device), labelled, n, case)
+
+
+def check_selector_reproducible(selector: object, seed: int = 0, device: str = "cpu") -> None:
+    """Same generator seed, same picks; generator=None is deterministic; global RNG untouched."""
+    state = torch.get_rng_state()
+    for case in ("ordinary", "float64 with many ties", "one sharp peak"):
+        scores, labelled, n = selection_cases(seed)[case]
+        first, second = (_select(selector, scores, labelled, n, seed, device) for _ in range(2))
+        _selector_fail_unless(torch.equal(first, second), "reproducible",
+                              f"{case}: two calls with the same generator seed differ")
+        first, second = (_select(selector, scores, labelled, n, None, device) for _ in range(2))
+        _selector_fail_unless(torch.equal(first, second), "reproducible",
+                              f"{case}: generator=None is not deterministic")
+    _selector_fail_unless(torch.equal(state, torch.get_rng_state()), "reproducible",
+                          "select() used torch's global RNG; draw from the generator argument")
+
+
+def check_selector(selector: object, *, seed: int = 0, device: str = "cpu") -> None:
+    """Run every selector conformance check; raise ``SelectorCheckError`` on a failure."""
+    _selector_fail_unless(callable(getattr(selector, "select", None)), "protocol",
+                          f"{selector!r} has no select(scores, labelled, n, generator=None) "
+                          f"method")
+    check_selection_contract(selector, seed=seed, device=device)
+    check_selector_reproducible(selector, seed=seed, device=device)

@@ -110,3 +110,15 @@ def test_selected_values_are_the_n_largest(seed: int) -> None:
     expected = torch.sort(free, descending=True).values[:17]
     assert torch.equal(torch.nan_to_num(values, nan=float("-inf")), expected)  # rank order too
     assert not labelled[picks[:, 0], picks[:, 1]].any()
+
+
+GOLDEN_SEED0 = [(0, 0), (0, 5), (2, 5), (4, 2), (5, 3), (3, 6)]
+GOLDEN_SEED99 = [(2, 5), (5, 3), (0, 3), (4, 0), (0, 5), (0, 0)]
+
+
+def test_picks_of_existing_runs_do_not_change() -> None:
+    """Golden picks recorded with select_top_n before its helpers were shared with selectors."""
+    scores = torch.floor(3 * torch.rand(6, 7, generator=_g(0), dtype=torch.float64)).float()
+    labelled = torch.rand(6, 7, generator=_g(1)) < 0.3
+    assert _picks(select_top_n(scores, labelled, 6, _g(0))) == GOLDEN_SEED0
+    assert _picks(select_top_n(scores, None, 6, _g(99))) == GOLDEN_SEED99
