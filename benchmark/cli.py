@@ -49,11 +49,13 @@ def cmd_run(args, console) -> int:
     from benchmark.experiment import execute
     from benchmark.plan import check_existing, import_plugin_modules, make_plan
     from benchmark.preflight import preflight
+    from benchmark.run_state import check_not_running
 
     mmseg.utils.register_all_modules(init_default_scope=True)
     import_plugin_modules(args.plugins)
     runs = make_plan(args)
     check_existing(runs, args.resume, args.overwrite)
+    check_not_running(runs)
     resources = preflight(runs)
     status, board = execute(runs, resources, args.overwrite, console)
     if board is not None:

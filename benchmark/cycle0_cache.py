@@ -4,6 +4,11 @@ Cycle 0 is the same for every strategy of a seed (same clicks, same initial weig
 schedule), so its trained weights and metrics are stored under ``<out>/cache/cycle0/<key>.pt``,
 ``key`` a digest of every RunSpec field whose role is CYCLE0 (``benchmark.plan.cycle0_key``).
 Weights are plain tensors, loaded with ``weights_only=True``.
+
+Several processes may reach cycle 0 of one seed at once (the jobs of ``benchmark launch``, or runs
+started by hand): whoever looks into the cache holds the entry's lock (``locked()``) until it has
+loaded the entry or trained and saved it, so the first one trains and every other one waits and
+then loads. Cycle 0 is never trained twice.
 """
 from __future__ import annotations
 
@@ -11,11 +16,25 @@ import io
 from pathlib import Path
 
 from benchmark.fileio import write_bytes_atomic
+from benchmark.locks import FileLock, lock_path
 
 
 class CycleZeroCache:
     def __init__(self, out_dir: Path, key: str):
         self.path = Path(out_dir) / "cache" / "cycle0" / f"{key}.pt"
+        self._lock = lock_path(out_dir, "cycle0", key)
+
+    @property
+    def log_dir(self) -> Path:
+        """Where cycle 0 trained outside any run (the launch's cycle-0 job) keeps its mmengine logs."""
+        return self.path.with_suffix("") / "train_logs" / "cycle_00"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def locked(self) -> FileLock:
+        """The entry's lock: ``with cache.locked(): load, or train and save``."""
+        return FileLock(self._lock)
 
     def load(self) -> dict | None:
         import torch

@@ -14,6 +14,7 @@ from benchmark.errors import RunFailed
 from benchmark.loop import AwaitingAnswers, run_experiment
 from benchmark.plan import RunSpec
 from benchmark.run_folder import RunFolder
+from benchmark.run_state import AWAITING, BUSY_GRACE_SECONDS, FAILED, FINISHED, RunClaim
 from benchmark.supervised import run_supervised
 from benchmark.tables import rebuild_leaderboard, write_tables
 from benchmark.training import Reporter
@@ -55,10 +56,15 @@ def runner_for(run: RunSpec):
     return run_supervised if run.is_supervised else run_experiment
 
 
-def execute(runs: list[RunSpec], resources, overwrite: bool, console: Console):
+def execute(runs: list[RunSpec], resources, overwrite: bool, console: Console,
+            lock_wait: float | None = BUSY_GRACE_SECONDS, leaderboard: bool = True):
     """Run every planned run in order; returns (exit status: 0, or 3 when awaiting labels;
     the leaderboard frame or None). A run that fails raises RunFailed (one line: what failed,
-    what was kept, how to continue; the traceback goes to the run's error.log)."""
+    what was kept, how to continue; the traceback goes to the run's error.log).
+
+    Each run is executed under its lock (``benchmark.run_state``): a run another process holds is
+    waited for ``lock_wait`` seconds (None: as long as it takes), then a UsageError names the holder.
+    """
     out = Path(runs[0].out)
     with _progress(console) as progress:
         all_runs = progress.add_task("runs", total=len(runs))
@@ -71,27 +77,41 @@ def execute(runs: list[RunSpec], resources, overwrite: bool, console: Console):
 
         reporter = Reporter(start_cycle=start_cycle, advance_iter=lambda: progress.advance(iters))
         for run in runs:
-            preset, data = resources.preset(run), resources.data(run)
-            folder = prepare_run_folder(run, preset, data, overwrite)
-            total = run.planned_cycles
-            progress.reset(cycles, total=total, completed=folder.completed_cycles(),
-                           description=f"{run.run_id}")
-            try:
-                for record in runner_for(run)(run, preset, data, folder, reporter):
-                    progress.update(cycles, completed=record.cycle + 1)
-                    write_tables(out)
-            except AwaitingAnswers as waiting:
-                write_tables(out)
-                console.print(f"[yellow]{waiting}[/yellow]")
-                return 3, None
-            except Exception as err:
-                log = folder.write_error(traceback.format_exc())
-                write_tables(out)
-                done = folder.completed_cycles()
-                raise RunFailed(f"run {run.run_id} failed in cycle {done}: {type(err).__name__}: "
-                                f"{' '.join(str(err).split())[:300]}; its {done} completed cycle(s) are saved "
-                                f"(traceback in {log}); fix the cause and rerun the same command with "
-                                f"--resume") from None
+            with RunClaim(run, wait=lock_wait, on_wait=console.print) as claim:
+                status = _execute_one(run, resources, overwrite, claim, progress, cycles, reporter, console)
+            if status:
+                return status, None
             progress.advance(all_runs)
     write_tables(out)
-    return 0, rebuild_leaderboard(out)
+    return 0, rebuild_leaderboard(out) if leaderboard else None
+
+
+def _execute_one(run, resources, overwrite, claim, progress, cycles, reporter, console) -> int:
+    """One run, its lock held: 0 when it completed, 3 when it waits for an annotator's labels."""
+    out = Path(run.out)
+    preset, data = resources.preset(run), resources.data(run)
+    folder = prepare_run_folder(run, preset, data, overwrite)
+    claim.start(folder)
+    progress.reset(cycles, total=run.planned_cycles, completed=folder.completed_cycles(),
+                   description=f"{run.run_id}")
+    try:
+        for record in runner_for(run)(run, preset, data, folder, reporter):
+            progress.update(cycles, completed=record.cycle + 1)
+            claim.progress(record.cycle + 1)
+            write_tables(out)
+    except AwaitingAnswers as waiting:
+        claim.end(AWAITING)
+        write_tables(out)
+        console.print(f"[yellow]{waiting}[/yellow]")
+        return 3
+    except Exception as err:
+        log = folder.write_error(traceback.format_exc())
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        claim.end(FAILED, error=reason)
+        write_tables(out)
+        done = folder.completed_cycles()
+        raise RunFailed(f"run {run.run_id} failed in cycle {done}: {reason}; its {done} completed cycle(s) are "
+                        f"saved (traceback in {log}); fix the cause and rerun the same command with "
+                        f"--resume") from None
+    claim.end(FINISHED)
+    return 0

@@ -24,30 +24,41 @@ class AwaitingAnswers(Exception):
     """The run stopped because clicks are waiting for an external annotator's labels."""
 
 
-def initial_store(spec, data, journal) -> LabelStore:
-    """The resumed label store, or cycle 0's random clicks (same for every strategy of a seed)."""
-    saved = journal.read_selections()
-    if saved is not None:
-        return LabelStore.from_frame(data.shapes, saved)
+def cycle0_store(spec, data) -> LabelStore:
+    """Cycle 0's random clicks, answered by the ground truth (same for every strategy of a seed)."""
     store = LabelStore(data.shapes)
     picks = seed_random_pixels(data.shapes, spec.pixels_per_image, generator("cpu", spec.seed, "initial"))
     store.add(0, picks, GroundTruthOracle(data.ground_truth).answer(picks))
+    return store
+
+
+def initial_store(spec, data, journal) -> LabelStore:
+    """The resumed label store, or cycle 0's random clicks."""
+    saved = journal.read_selections()
+    if saved is not None:
+        return LabelStore.from_frame(data.shapes, saved)
+    store = cycle0_store(spec, data)
     journal.write_selections(store.frame)
     return store
 
 
-def train_cycle_zero(spec, preset, data, store, journal, reporter) -> Trained:
-    """Cycle 0's model from the shared cache, or trained now and put there."""
+def train_cycle_zero(spec, preset, data, store, work_dir, reporter) -> Trained:
+    """Cycle 0's model from the shared cache, or trained now (logs in ``work_dir``) and put there.
+
+    The cache entry stays locked from the look-up to the save: of several processes reaching
+    cycle 0 of one seed at once, the first trains it, the others wait and load it.
+    """
     cache = CycleZeroCache(spec.out, cycle0_key(spec))
-    cached = cache.load()
-    if cached is not None:
-        model = fresh_model(spec, preset, data)
-        model.load_state_dict(cached.pop("state"))
-        return Trained(model=model, **cached)
-    trained = train_and_evaluate(spec, preset, data, store, 0, journal.path / "train_logs" / "cycle_00", reporter)
-    facts = {k: v for k, v in vars(trained).items() if k != "model"}
-    cache.save({k: v.detach().cpu() for k, v in trained.model.state_dict().items()}, facts)
-    return trained
+    with cache.locked():
+        cached = cache.load()
+        if cached is None:
+            trained = train_and_evaluate(spec, preset, data, store, 0, work_dir, reporter)
+            facts = {k: v for k, v in vars(trained).items() if k != "model"}
+            cache.save({k: v.detach().cpu() for k, v in trained.model.state_dict().items()}, facts)
+            return trained
+    model = fresh_model(spec, preset, data)
+    model.load_state_dict(cached.pop("state"))
+    return Trained(model=model, **cached)
 
 
 def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None) -> Iterator[CycleRecord]:
@@ -65,7 +76,8 @@ def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None
             raise AwaitingAnswers(f"{len(current.pending)} clicks of cycle {cycle} in {spec.run_id} have no "
                                   f"label yet: answer them with `python -m benchmark import-labels`, then --resume")
         if cycle == 0:
-            trained = train_cycle_zero(spec, preset, data, current, journal, reporter)
+            trained = train_cycle_zero(spec, preset, data, current, journal.path / "train_logs" / "cycle_00",
+                                       reporter)
         else:
             trained = train_and_evaluate(spec, preset, data, current, cycle,
                                          journal.path / "train_logs" / f"cycle_{cycle:02d}", reporter, state)

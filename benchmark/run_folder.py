@@ -10,6 +10,7 @@ leaves half a file)::
     model_state/*.pt   weights per cycle with --retrain finetune (plain tensors)
     train_logs/        mmengine's logs of each cycle's training
     error.log          the traceback of the last failed attempt, if one failed
+    status.json        what the last process did with the run (``benchmark.run_state``)
 
 This module only reads and writes what it is given: it opens no dataset file.
 """
@@ -101,6 +102,31 @@ class RunFolder:
         path = self.path / "error.log"
         write_text_atomic(path, text)
         return path
+
+    # -- state of the last attempt (benchmark.run_state) -----------------------------------
+    def write_status(self, status: dict) -> None:
+        write_text_atomic(self.path / "status.json", json.dumps(status, indent=2, sort_keys=True) + "\n")
+
+    def read_status(self) -> dict | None:
+        """The run's status.json, or None when there is none (or it cannot be read)."""
+        try:
+            return json.loads((self.path / "status.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def read_config(self) -> dict | None:
+        try:
+            return json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def last_error_line(self) -> str | None:
+        """The last non-empty line of error.log (the exception of the last failed attempt)."""
+        try:
+            lines = [line for line in (self.path / "error.log").read_text().splitlines() if line.strip()]
+        except OSError:
+            return None
+        return lines[-1].strip() if lines else None
 
     # -- uncertainty maps --------------------------------------------------------------------
     def write_maps(self, cycle: int, maps: list[dict]) -> None:

@@ -3,6 +3,9 @@
     cycles.csv, class_iou.csv   every run's rows, sorted by key
     leaderboard.csv             benchmark.leaderboard's ranking of cycles.csv
 
+Several processes may write into one output folder at once (the jobs of ``benchmark launch``):
+each rebuild reads the run folders and writes the tables under one lock (``locks/tables.lock``),
+so a rebuild never overwrites a newer one with rows read before it.
 Reading a cycles.csv here is checked: a missing, unreadable or garbled table is a UsageError
 naming the lines and the fix, never a traceback.
 """
@@ -15,6 +18,7 @@ import pandas as pd
 from benchmark.errors import UsageError
 from benchmark.fileio import write_csv_atomic, write_text_atomic
 from benchmark.leaderboard import REQUIRED_COLUMNS, clean_cycles, leaderboard
+from benchmark.locks import FileLock, lock_path
 from benchmark.records import (
     CLASS_IOU_COLUMNS,
     CYCLE_COLUMNS,
@@ -32,6 +36,11 @@ REQUIRED_KIND = {"seed": "an integer", "cycle": "an integer", "labeled_fraction"
 MISSING_TEXT = {"", "nan"}
 MAX_LISTED = 5
 CYCLES_FIX = f"pass a cycles.csv written by `python -m benchmark run` (columns {', '.join(REQUIRED_COLUMNS)} are needed)"
+
+
+def tables_lock(out_dir) -> FileLock:
+    """The lock every reader-then-writer of the union tables holds (re-entrant in one process)."""
+    return FileLock(lock_path(out_dir, "", "tables"))
 
 
 # -- union of the run folders -------------------------------------------------------------------
@@ -53,9 +62,10 @@ def collect_tables(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def write_tables(out_dir: Path) -> pd.DataFrame:
     """Rewrite ``cycles.csv`` and ``class_iou.csv`` from the run folders; returns cycles."""
-    cycles, ious = collect_tables(out_dir)
-    write_csv_atomic(rounded(cycles), Path(out_dir) / "cycles.csv")
-    write_csv_atomic(rounded(ious), Path(out_dir) / "class_iou.csv")
+    with tables_lock(out_dir):
+        cycles, ious = collect_tables(out_dir)
+        write_csv_atomic(rounded(cycles), Path(out_dir) / "cycles.csv")
+        write_csv_atomic(rounded(ious), Path(out_dir) / "class_iou.csv")
     return cycles
 
 
@@ -73,6 +83,11 @@ def sync_tables(results_dir) -> None:
     results_dir = Path(results_dir)
     if not (results_dir / "runs").is_dir():
         return
+    with tables_lock(results_dir):
+        _sync_tables(results_dir)
+
+
+def _sync_tables(results_dir: Path) -> None:
     path = results_dir / "cycles.csv"
     old = read_cycles_csv(path) if path.is_file() else None
     runs_cycles, runs_iou = collect_tables(results_dir)
@@ -155,6 +170,7 @@ def write_leaderboard(results_dir, frame: pd.DataFrame) -> Path:
 
 def rebuild_leaderboard(results_dir) -> pd.DataFrame:
     """Read ``results_dir/cycles.csv``, write ``results_dir/leaderboard.csv``, return the frame."""
-    frame = leaderboard(read_cycles_csv(Path(results_dir) / "cycles.csv"))
-    write_leaderboard(results_dir, frame)
+    with tables_lock(results_dir):
+        frame = leaderboard(read_cycles_csv(Path(results_dir) / "cycles.csv"))
+        write_leaderboard(results_dir, frame)
     return frame
