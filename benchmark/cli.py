@@ -97,6 +97,14 @@ def cmd_leaderboard(args, console) -> int:
     return 0
 
 
+def cmd_status(args, console) -> int:
+    from benchmark.display import print_status
+    from benchmark.status import run_states
+
+    print_status(run_states(args.results), console)
+    return 0
+
+
 def cmd_plot(args, console) -> int:
     from pathlib import Path
 
@@ -157,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="rebuild and print the leaderboard")
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_leaderboard)
+    p = sub.add_parser("status", help="per run: cycles done of planned, running/finished/failed, last error")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("plot", help="write figures under RESULTS/figures")
     p.add_argument("--results", default="results")
     p.add_argument("--cycle", type=int, default=None, help="cycle of the uncertainty maps")

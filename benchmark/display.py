@@ -64,3 +64,34 @@ def _caption(block: pd.DataFrame) -> str:
     if (block["n_seeds"] < 2).any():
         lines.append(f"{ONE_SEED_NOTE}: the value of the single seed; run more seeds for an interval.")
     return "\n".join(lines)
+
+
+STATE_STYLES = {"running": "yellow", "finished": "green", "failed": "bold red", "interrupted": "magenta",
+                "awaiting-labels": "cyan", "queued": "dim", "not started": "dim"}
+
+
+def _count(value) -> str:
+    return "?" if value is None or pd.isna(value) else str(int(value))
+
+
+def print_status(frame: pd.DataFrame, console=None) -> None:
+    """Print ``benchmark.status.run_states``: one line per run and a count per state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    columns = [("run", "run"), ("cycles", None), ("state", "state"), ("job", "job_id"), ("host", "host"),
+               ("updated (UTC)", "updated"), ("last error", "error")]
+    shown = [(title, key) for title, key in columns if key is None or frame[key].notna().any()]
+    table = Table(title="Runs")
+    for title, key in shown:
+        table.add_column(title, justify="right" if key is None else "left", no_wrap=key != "error",
+                         overflow="fold")
+    for row in frame.to_dict("records"):
+        cells = {None: f"{_count(row['cycles_done'])}/{_count(row['cycles_planned'])}",
+                 "updated": (row["updated"] or "")[5:16].replace("T", " ")}
+        table.add_row(*[cells[key] if key in cells else str(row[key] or "") for _, key in shown],
+                      style=STATE_STYLES.get(row["state"]))
+    console.print(table)
+    counts = frame["state"].value_counts()
+    console.print(f"{len(frame)} runs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))

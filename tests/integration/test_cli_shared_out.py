@@ -25,3 +25,7 @@ def test_run_refuses_a_run_that_another_process_executes(run_cli, tmp_path):
         holder.join()
     assert_usage_error(proc, "run synthetic__fpn__random__seed0 is being executed by", "benchmark status")
     assert not (out / "runs").exists()  # refused before anything was written
+
+
+def test_status_of_a_folder_without_runs(run_cli, tmp_path):
+    assert_usage_error(run_cli("status", "--results", tmp_path, check=False), "no runs in", "--results")
