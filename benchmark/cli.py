@@ -9,6 +9,28 @@ from benchmark.errors import RunFailed, UsageError
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run strategies through the active-learning schedule")
+    add_run_arguments(p)
+
+
+def _add_launch(sub) -> None:
+    p = sub.add_parser("launch", help="submit the runs of `run` as jobs (Slurm, local background, debug)")
+    add_run_arguments(p)
+    p.add_argument("--executor", choices=["slurm", "local", "debug"], default="slurm",
+                   help="slurm: job arrays with dependencies; local: background processes here; debug: in-process")
+    p.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs")
+    p.add_argument("--slurm-time", default=None,
+                   help="time limit of each job (MINUTES, HH:MM:SS or D-HH:MM:SS); required for slurm; a job "
+                        "that reaches it is requeued and resumes")
+    p.add_argument("--gpus-per-run", type=int, default=1, help="GPUs (ranks) per run")
+    p.add_argument("--max-parallel", type=int, default=None,
+                   help="jobs of one array running at once (slurm); jobs training at once (local, default 1)")
+    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option, e.g. account=proj, mem=64G, qos=high (repeatable)")
+    p.set_defaults(func=cmd_launch)
+
+
+def add_run_arguments(p) -> None:
+    """The flags of `run`, shared by `launch` (which plans the same runs)."""
     p.add_argument("--strategy", default="all", help="all, or NAME[,NAME] (see `list`)")
     p.add_argument("--plugins", default=None,
                    help="comma-separated Python modules that register extra strategies on import")
@@ -63,6 +85,17 @@ def cmd_run(args, console) -> int:
         print_leaderboard(board, console)
         console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv")
     return status
+
+
+def cmd_launch(args, console) -> int:
+    try:
+        from benchmark.launch import launch
+    except ModuleNotFoundError as err:
+        if err.name != "submitit":
+            raise
+        raise UsageError("launch needs submitit, which is not installed: pip install "
+                         "'al-seg-benchmark[cluster]' (or pip install submitit)") from None
+    return launch(args, console)
 
 
 def cmd_list(args, console) -> int:
@@ -158,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_launch(sub)
     p = sub.add_parser("list", help="list the registered strategies")
     p.add_argument("--plugins", default=None,
                    help="comma-separated Python modules that register extra strategies on import")

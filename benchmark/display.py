@@ -74,6 +74,10 @@ def _count(value) -> str:
     return "?" if value is None or pd.isna(value) else str(int(value))
 
 
+def _text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
 def print_status(frame: pd.DataFrame, console=None) -> None:
     """Print ``benchmark.status.run_states``: one line per run and a count per state."""
     from rich.console import Console
@@ -85,13 +89,42 @@ def print_status(frame: pd.DataFrame, console=None) -> None:
     shown = [(title, key) for title, key in columns if key is None or frame[key].notna().any()]
     table = Table(title="Runs")
     for title, key in shown:
-        table.add_column(title, justify="right" if key is None else "left", no_wrap=key != "error",
+        table.add_column(title, justify="right" if key is None else "left", no_wrap=key not in ("run", "error"),
                          overflow="fold")
     for row in frame.to_dict("records"):
         cells = {None: f"{_count(row['cycles_done'])}/{_count(row['cycles_planned'])}",
-                 "updated": (row["updated"] or "")[5:16].replace("T", " ")}
-        table.add_row(*[cells[key] if key in cells else str(row[key] or "") for _, key in shown],
+                 "updated": _text(row["updated"])[5:16].replace("T", " ")}
+        table.add_row(*[cells[key] if key in cells else _text(row[key]) for _, key in shown],
                       style=STATE_STYLES.get(row["state"]))
     console.print(table)
     counts = frame["state"].value_counts()
     console.print(f"{len(frame)} runs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+def print_launch(graph, records: list, options, out, console=None) -> None:
+    """What `launch` submitted: one line per job (id, what it does, what it waits for), the
+    runs it skipped, where the logs are and how to follow the jobs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for label, names in (("finished, skipped", graph.finished), ("running elsewhere, skipped", graph.running)):
+        if names:
+            console.print(f"{len(names)} run(s) {label}: {', '.join(names)}")
+    if not records:
+        console.print(f"nothing to submit: every planned run is finished or running; `python -m benchmark "
+                      f"leaderboard --results {out}` rebuilds the tables")
+        return
+    table = Table(title=f"Submitted to {options.executor}")
+    for name in ("job", "kind", "does", "waits for"):
+        table.add_column(name, no_wrap=name != "waits for", overflow="fold")
+    for job, handle, after in records:
+        waits = ("any end of " if job.kind == "tables" else "success of ") + ", ".join(after) if after else ""
+        if job.kind == "tables" and len(after) > 3:
+            waits = f"the end of all {len(after)} jobs above"
+        table.add_row(handle.job_id, job.kind, job.name, waits)
+    console.print(table)
+    console.print(f"logs: {options.log_dir}  (<job>_0_log.out / .err)")
+    console.print(f"follow: python -m benchmark status --results {out}")
+    if options.executor == "local":
+        console.print("the jobs run in the background on this machine; this command returns now")
