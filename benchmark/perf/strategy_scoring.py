@@ -85,11 +85,19 @@ def reference_scores(name: str, probs: torch.Tensor, generator: torch.Generator)
 
 def _reference_balent(mean: torch.Tensor, var: torch.Tensor, big_h: torch.Tensor,
                       floored: bool) -> torch.Tensor:
-    """method.md steps 1-6, straight from the formula (log B from lgamma; float64)."""
+    """Steps 1-6 of the method straight from the formula (log B from lgamma; float64), with the
+    top class's complement summed from the other classes and saturated pixels at -inf (see
+    docs/writing_a_strategy.md, "BalEnt at saturation")."""
+    top = mean.argmax(0, keepdim=True)
+    is_top = torch.zeros_like(mean, dtype=torch.bool).scatter_(0, top, True)
+    others = torch.where(is_top, 0.0, mean).sum(0)  # [H, W]: the top class's complement
+    mean = torch.where(is_top, 1 - others, mean)  # (means of softmax samples sum to 1)
     p, v = mean.clamp(min=1e-9), var.clamp(min=1e-9)
-    alpha = p * p * (1 - p) / v - p
-    beta = (1 / p - 1) * alpha
+    q = torch.where(is_top, others, 1 - p)
+    alpha = p * p * q / v - p
+    beta = q / p * alpha
     valid = (alpha > 1e-12 * p) & (beta > 0)  # invalid, or at the Beta's variance limit up to rounding
+    saturated = (is_top & ~valid & (var < 1e-9) & (p > 0.5)).any(0)
     a, b = torch.where(valid, alpha, 1.0), torch.where(valid, beta, 1.0)
     log_b = torch.lgamma(a + 1) + torch.lgamma(b) - torch.lgamma(a + b + 1)
     if floored:  # the public reference code: log(B + 1e-32)
@@ -99,7 +107,7 @@ def _reference_balent(mean: torch.Tensor, var: torch.Tensor, big_h: torch.Tensor
     s = torch.where(valid, torch.clamp(p * h, max=0.0), 0.0).sum(0)
     balent = (s + big_h) / (big_h + math.log(2))
     score = torch.where(balent > 0, 1 / balent, balent)
-    return torch.where(torch.isfinite(balent) & (balent != 0), score, -math.inf)
+    return torch.where(torch.isfinite(balent) & (balent != 0) & ~saturated, score, -math.inf)
 
 
 # ---- one measurement --------------------------------------------------------------------------

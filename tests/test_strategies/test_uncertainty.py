@@ -133,8 +133,8 @@ def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) ->
     from strategies import build_strategy
 
     calls = []
-    real = uncertainty.posterior_term
-    monkeypatch.setattr(uncertainty, "posterior_term",
+    real = uncertainty.posterior_term_parts
+    monkeypatch.setattr(uncertainty, "posterior_term_parts",
                         lambda mean, var, floored=False: calls.append(floored) or real(mean, var, floored=floored))
     post = PixelPosterior.from_samples(softmax_samples(5, (3, 4, 5), seed=2))
     exact = build_strategy("balent").score(post)
