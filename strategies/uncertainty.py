@@ -273,6 +273,38 @@ def balent_acquisition(balent: torch.Tensor) -> torch.Tensor:
     return torch.where(finite & (balent != 0), ranked, torch.full_like(balent, float("-inf")))
 
 
+# Per-pixel regime of BalEnt (``balent_regime``); REGIME_NAMES[code] names each code.
+POSITIVE, NEGATIVE, SATURATED, DEGENERATE = 0, 1, 2, 3
+REGIME_NAMES = ("positive", "negative", "saturated", "degenerate")
+
+
+def balent_regime(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
+    """Which branch of BalEnt's acquisition each pixel falls in, as int8 codes. # [..., H, W]
+
+    ``SATURATED``: the dominant class is past the variance clamp, BalEnt = -inf (see
+    ``posterior_term_parts``); otherwise ``DEGENERATE``: no class has a valid Beta fit (BalEnt =
+    H / (H + log 2) carries no posterior term, whatever its sign), or BalEnt is 0 or NaN;
+    otherwise ``POSITIVE`` or ``NEGATIVE`` by the sign of the finite BalEnt. Uses the posterior
+    term cached on ``post``: free once a BalEnt strategy (same ``floored``) has scored it.
+    """
+    parts = posterior_term_parts_of(post, floored=floored)
+    # the sign of BalEnt = (S + H) / (H + log 2) is the sign of S + H (H >= 0)
+    mjent = parts.finite + post.predictive_entropy.to(torch.float64)
+    regime = torch.full(mjent.shape, DEGENERATE, dtype=torch.int8, device=mjent.device)
+    regime.masked_fill_(parts.fitted & (mjent > 0), POSITIVE)
+    regime.masked_fill_(parts.fitted & (mjent < 0), NEGATIVE)
+    return regime.masked_fill_(parts.saturated, SATURATED)
+
+
+def top_class_std(post: PixelPosterior) -> torch.Tensor:
+    """MC standard deviation of each pixel's top class (the argmax of the mean). # [..., H, W]
+
+    In the posterior's dtype, one value per pixel (so the pool's median is one ``median`` call).
+    """
+    top = post.mean.argmax(CLASS_DIM, keepdim=True)
+    return post.variance.gather(CLASS_DIM, top).squeeze(CLASS_DIM).clamp(min=0.0).sqrt()
+
+
 def decomposition(post: PixelPosterior) -> dict[str, torch.Tensor]:
     """Per-pixel uncertainty split: epistemic (BALD), aleatoric (E) and posterior (MJEnt = S + H).
 
