@@ -104,7 +104,7 @@ def _complement_of_the_top_class(p: torch.Tensor, q: torch.Tensor, is_top: torch
     on_simplex = p.sum(0).sub_(1.0).abs_().le(SIMPLEX_TOLERANCE)  # [P]
     special = torch.logical_and(is_top, on_simplex, out=ws("special", p.numel(), torch.bool)
                                 .view(p.shape))
-    torch.neg(p, out=q).add_(1.0)  # 1 - p: exact for p >= 1/2, relative error 1e-16 below
+    torch.sub(1.0, p, out=q)  # 1 - p: exact for p >= 1/2, relative error 1e-16 below
     torch.where(special, others, q, out=q)
     torch.where(special, torch.neg(others).add_(1.0), p, out=p)
 
@@ -137,10 +137,9 @@ def _posterior_term_block(mean: torch.Tensor, var: torch.Tensor, floored: bool,
     candidate.logical_and_(is_top).logical_and_(dominant)
     p, q, v = p.clamp_(min=FIT_FLOOR).view(-1), q.view(-1), v.clamp_(min=FIT_FLOOR).view(-1)
     k = fit_concentration(p, q, v, out=ws("k", n))  # alpha = p k, beta = q k
-    # k <= FIT_TOLERANCE: the variance is the largest a Beta allows, up to rounding; q = 0 (a
-    # top class whose other classes all underflowed) leaves no Beta at all: both invalid
+    # k <= FIT_TOLERANCE: the variance is the largest a Beta allows, up to rounding (and q = 0,
+    # a top class whose other classes all underflowed, gives k = -1): invalid
     valid = torch.gt(k, FIT_TOLERANCE, out=ws("valid", n, torch.bool))
-    valid.logical_and_(torch.gt(q, 0.0, out=ws("q_ok", n, torch.bool)))
     fitted = valid.view(shape).any(0)
     saturated = candidate.logical_and_(valid.logical_not().view(shape)).any(0)
     contribution = ws("contribution", n)
