@@ -1,9 +1,10 @@
-"""The pure math behind every built-in strategy: entropies, BALD, Beta moment fit, BalEnt.
+"""The pure math behind every built-in strategy: entropies, BALD, margin, BalEnt and its record.
 
-Conventions (see /work/shared/method.md): natural logs; the class dimension is -3, so every
-function here accepts any leading batch dimensions, ``[..., C, H, W]`` in and ``[..., H, W]`` out.
-Everything stays on the input's device. The Beta part runs in float64 whatever the input dtype:
-at alpha ~ 1e8 the lgamma and digamma terms cancel to many digits.
+Conventions (the method is summarised in docs/writing_a_strategy.md): natural logs; the class
+dimension is -3, so every function here accepts any leading batch dimensions, ``[..., C, H, W]``
+in and ``[..., H, W]`` out. Everything stays on the input's device. BalEnt's posterior term (the
+per-class Beta fits and their entropies, float64 whatever the input dtype) lives in
+``strategies.posterior_term`` and is re-exported here.
 """
 from __future__ import annotations
 
