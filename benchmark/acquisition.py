@@ -49,7 +49,7 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
     """
     device = spec.device
     keep = needs_samples(strategy)
-    out, record, first = Acquisition(), PoolRecord(), 0
+    out, record, first = Acquisition(), PoolRecord(spec.record_pixels), 0
     stages = dict(scoring=0.0, selection=0.0, record=0.0)
     for batch in data.pool_loader(spec.batch_size):
         image_ids = range(first, first + len(batch["data_samples"]))
@@ -68,7 +68,7 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
             with stage(stages, "selection", device):
                 out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
             with stage(stages, "record", device):
-                record.add(post, ~labelled)
+                record.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
         # drop this batch's statistics before the next batch's are computed: otherwise two
         # batches are alive at once and the peak depends on how the pool divides into batches
         posteriors = post = scores = None

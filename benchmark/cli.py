@@ -27,6 +27,8 @@ def _add_run(sub) -> None:
     p.add_argument("--mc-dropout-mask", choices=["channel", "element"], default=None,
                    help="channel: one mask per feature channel (mmseg's Dropout2d); element: per channel and "
                         "pixel (default: preset's)")
+    p.add_argument("--record-pixels", type=int, default=None,
+                   help="pixels per image the uncertainty record samples (0: every pixel; default: preset's)")
     p.add_argument("--selection", default=None,
                    help="selector(s) turning scores into clicks, NAME[,NAME] (topn, pixelpick, spread; "
                         "default: preset's, topn); runs the cross product with --strategy")

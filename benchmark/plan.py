@@ -60,6 +60,7 @@ class RunSpec:
     mc_dropout_rate: float = _tagged(CYCLE0)  # the head's dropout, at training and at MC inference
     mc_dropout_mask: str = _tagged(CYCLE0)    # channel (Dropout2d) or element (Dropout)
     void_clicks: str = _tagged(CYCLE0)        # spend: a void click costs budget; skip: passed over for free
+    record_pixels: int = _tagged(RUN)         # pixels per image the uncertainty record samples (0: all)
 
     @property
     def run_id(self) -> str:
@@ -353,6 +354,7 @@ def make_plan(args) -> list[RunSpec]:
     check_writable(out)
     for flag in ("cycles", "pixels_per_image", "mc_samples", "train_iters", "batch_size"):
         check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    check_positive(args.record_pixels, "--record-pixels", minimum=0)
     if args.pretrained is not None and not Path(args.pretrained).is_file():
         raise UsageError(f"--pretrained {args.pretrained} is not a file: pass a local backbone "
                          f"checkpoint (.pth); nothing is downloaded")
@@ -378,6 +380,7 @@ def make_plan(args) -> list[RunSpec]:
                                  if args.map_strategies is not None else al.get("map_strategies", ())),
             preset_digest=preset_digest(preset),
             **mc_dropout_settings(args, al), void_clicks=void_clicks_setting(args, al),
+            record_pixels=_pick(args.record_pixels, al.get("record_pixels", 0)),
         )
         check_mc_samples(strategies, base.mc_samples)
         selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)

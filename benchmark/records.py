@@ -59,6 +59,11 @@ class CycleRecord:
     scoring_seconds: float
     selection_seconds: float
     record_seconds: float
+    balent_positive_share: float    # of the unlabelled pool pixels: BalEnt > 0 (its 1/BalEnt branch)
+    balent_negative_share: float    # ... BalEnt < 0, saturated pixels (BalEnt = -inf) included
+    balent_degenerate_share: float  # ... no class with a valid Beta fit
+    balent_saturated_share: float   # ... the dominant class past the variance clamp (ranked last)
+    top_class_std_median: float     # median MC standard deviation of each pixel's top class
 
 
 CYCLE_COLUMNS = [f.name for f in fields(CycleRecord)]

@@ -262,3 +262,15 @@ def test_query_diagnostics_figure_has_the_three_diagnostics_and_miou(tmp_path, c
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles[-1] == "mIoU (%)" and "spread" in titles[2] and "entropy" in titles[0]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["1. balent", "2. random"]  # balent rises faster
+
+
+def test_decomposition_shows_the_balent_regime_when_recorded(tmp_path, captured):
+    cycles = synthetic_cycles(strategies=["random", "balent"])
+    for column, value in [("balent_positive_share", 0.2), ("balent_negative_share", 0.7),
+                          ("balent_degenerate_share", 0.1), ("top_class_std_median", 0.05)]:
+        cycles[column] = value
+    cycles.to_csv(tmp_path / "cycles.csv", index=False)
+    make_figures(tmp_path)
+    fig = captured["uncertainty_decomposition_toy_fpn.png"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 8 and titles[4].startswith("share with BalEnt > 0") and "MC std" in titles[7]

@@ -12,7 +12,9 @@ EXPECTED_COLUMNS = ["dataset", "model", "strategy", "selection", "seed", "cycle"
                     "posterior", "train_seconds", "inference_seconds", "acquisition_seconds",
                     # appended later, in this order (docs/outputs.md)
                     "clicks_in_loss", "void_clicks", "query_class_entropy", "query_rare_share", "query_spread",
-                    "evaluation_seconds", "scoring_seconds", "selection_seconds", "record_seconds"]
+                    "evaluation_seconds", "scoring_seconds", "selection_seconds", "record_seconds",
+                    "balent_positive_share", "balent_negative_share", "balent_degenerate_share",
+                    "balent_saturated_share", "top_class_std_median"]
 
 
 def record(strategy="bald", seed=0, cycle=0, miou=10.0):
