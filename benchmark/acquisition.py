@@ -1,29 +1,33 @@
-"""One cycle's acquisition over the training pool: MC inference -> scores -> per-image picks, and
+"""One cycle's acquisition over the training pool: MC inference -> scores -> per-image clicks, and
 the uncertainty record of the pool (the decomposition columns of cycles.csv).
 
-Everything stays on ``spec.device``, streaming one batch of images at a time: only the picked
-coordinates and, once at the end, the record's sums come back to the host.
+Every random stream is keyed by image: image i's dropout masks by (seed, cycle, "masks", i), its
+strategy noise and selection by (seed, cycle, "select", strategy, selection, i). So an image's
+clicks depend neither on the batch it is in, nor on which process handles it, and two strategies
+never share their random numbers. Everything stays on ``spec.device``, streaming one batch of
+images at a time: only the picked coordinates and the record's sums come back to the host.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from benchmark.mc_dropout import mc_posteriors
+from benchmark.pool_record import PoolRecord
 from benchmark.seeds import generator
 from benchmark.timing import stage, synchronize
-from strategies import needs_samples, select_top_n
-from strategies.uncertainty import decomposition
+from strategies import needs_samples
 
 
 @dataclass
 class Acquisition:
     picks: dict = field(default_factory=dict)          # image_id -> int array [k, 2] of (y, x)
-    uncertainty: dict = field(default_factory=dict)    # pool means over unlabelled pixels
+    uncertainty: dict = field(default_factory=dict)    # the pool record (means over unlabelled pixels)
     inference_seconds: float = 0.0
-    stage_seconds: dict = field(default_factory=dict)  # scoring, selection, decomposition
+    stage_seconds: dict = field(default_factory=dict)  # scoring, selection, record
 
     @property
     def acquisition_seconds(self) -> float:
@@ -31,35 +35,43 @@ class Acquisition:
         return sum(self.stage_seconds.values())
 
 
-def acquire(model, data, store, strategy, spec, cycle: int) -> Acquisition:
-    """MC inference over the pool, scores, per-image top-n picks, uncertainty decomposition."""
+def selection_generator(spec, cycle: int, image_id: int) -> torch.Generator:
+    """The random stream of one image's scoring noise and selection (see the module docstring)."""
+    return generator(spec.device, spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
+
+
+def acquire(model, data, store, strategy, selector, spec, cycle: int,
+            void_mask: Callable[[int], torch.Tensor] | None = None) -> Acquisition:
+    """MC inference over the pool, scores, per-image clicks, the pool's uncertainty record.
+
+    ``void_mask(image_id)`` (bool [H, W]), when given, marks pixels the selection passes over at
+    no cost (``--void-clicks skip``); labelled pixels are always passed over.
+    """
     device = spec.device
-    masks = generator(device, spec.seed, cycle, "masks")
-    select = generator(device, spec.seed, cycle, "select")
     keep = needs_samples(strategy)
-    out, sums, count, image_id = Acquisition(), {}, 0, 0
-    stages = dict(scoring=0.0, selection=0.0, decomposition=0.0)
+    out, record, first = Acquisition(), PoolRecord(spec.record_pixels), 0
+    stages = dict(scoring=0.0, selection=0.0, record=0.0)
     for batch in data.pool_loader(spec.batch_size):
+        image_ids = range(first, first + len(batch["data_samples"]))
+        first += len(image_ids)
         start = time.perf_counter()
+        masks = [generator(device, spec.seed, cycle, "masks", i) for i in image_ids]
         posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep)
         synchronize(device)
         out.inference_seconds += time.perf_counter() - start
-        for post in posteriors:
+        for image_id, post in zip(image_ids, posteriors):
             labelled = store.labelled_mask(image_id, device)
+            excluded = labelled if void_mask is None else labelled | void_mask(image_id).to(device)
+            select = selection_generator(spec, cycle, image_id)
             with stage(stages, "scoring", device):
                 scores = strategy.score(post, generator=select)
             with stage(stages, "selection", device):
-                out.picks[image_id] = select_top_n(scores, labelled, spec.pixels_per_image, select).cpu().numpy()
-            with stage(stages, "decomposition", device):
-                for name, value in decomposition(post).items():  # summed over unlabelled pixels
-                    total = torch.where(labelled, 0.0, value.double()).sum()
-                    sums[name] = total if name not in sums else sums[name] + total
-                count = count + (~labelled).sum()
-            image_id += 1
+                out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
+            with stage(stages, "record", device):
+                record.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
         # drop this batch's statistics before the next batch's are computed: otherwise two
         # batches are alive at once and the peak depends on how the pool divides into batches
         posteriors = post = scores = None
-    count = max(int(count), 1)
-    out.uncertainty = {k: float(v) / count for k, v in sums.items()}
+    out.uncertainty = record.result()
     out.stage_seconds = stages
     return out

@@ -44,6 +44,19 @@ def add_run_arguments(p) -> None:
     p.add_argument("--cycles", type=int, default=None, help="training cycles per run")
     p.add_argument("--pixels-per-image", type=int, default=None, help="clicks per image per cycle")
     p.add_argument("--mc-samples", type=int, default=None, help="MC dropout samples m")
+    p.add_argument("--mc-dropout-rate", type=float, default=None,
+                   help="dropout rate of the head's last layer, at training and MC inference (default: preset's)")
+    p.add_argument("--mc-dropout-mask", choices=["channel", "element"], default=None,
+                   help="channel: one mask per feature channel (mmseg's Dropout2d); element: per channel and "
+                        "pixel (default: preset's)")
+    p.add_argument("--record-pixels", type=int, default=None,
+                   help="pixels per image the uncertainty record samples (0: every pixel; default: preset's)")
+    p.add_argument("--selection", default=None,
+                   help="selector(s) turning scores into clicks, NAME[,NAME] (topn, pixelpick, spread; "
+                        "default: preset's, topn); runs the cross product with --strategy")
+    p.add_argument("--void-clicks", choices=["spend", "skip"], default=None,
+                   help="spend: a click on a void pixel costs budget (default); skip: void pixels are passed "
+                        "over at no cost (an idealised annotator)")
     p.add_argument("--train-iters", type=int, default=None, help="training iterations per cycle")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -72,6 +85,7 @@ def cmd_run(args, console) -> int:
     from benchmark.plan import check_existing, import_plugin_modules, make_plan
     from benchmark.preflight import preflight
     from benchmark.run_state import check_not_running
+    from benchmark.tables import run_settings
 
     mmseg.utils.register_all_modules(init_default_scope=True)
     import_plugin_modules(args.plugins)
@@ -82,7 +96,7 @@ def cmd_run(args, console) -> int:
     status, board = execute(runs, resources, args.overwrite, console)
     if board is not None:
         out = runs[0].out
-        print_leaderboard(board, console)
+        print_leaderboard(board, console, run_settings(out))
         console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv")
     return status
 
@@ -122,10 +136,10 @@ def cmd_leaderboard(args, console) -> int:
     from pathlib import Path
 
     from benchmark.display import print_leaderboard
-    from benchmark.tables import rebuild_leaderboard, sync_tables
+    from benchmark.tables import rebuild_leaderboard, run_settings, sync_tables
 
     sync_tables(Path(args.results))  # runs/ -> cycles.csv, keeping rows of runs merged from elsewhere
-    print_leaderboard(rebuild_leaderboard(Path(args.results)), console)
+    print_leaderboard(rebuild_leaderboard(Path(args.results)), console, run_settings(Path(args.results)))
     console.print(f"written: {Path(args.results) / 'leaderboard.csv'}")
     return 0
 
@@ -187,8 +201,15 @@ def cmd_perf(args, console) -> int:
     return perf_main(args.perf_args)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one ``error:`` line (exit 2) like every other mistake."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    parser = OneLineParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_launch(sub)
@@ -238,11 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "perf":
-        args.perf_args = extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "perf":
+            args.perf_args = extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.command == "run":
         args.func = cmd_run
     console = Console()

@@ -180,6 +180,7 @@ class CycleZeroJob(BenchmarkJob):
 
     def work(self) -> dict:
         from benchmark.cycle0_cache import CycleZeroCache
+        from benchmark.labels import GroundTruthOracle
         from benchmark.loop import cycle0_store, train_cycle_zero
         from benchmark.plan import cycle0_key
         from benchmark.preflight import PlanResources
@@ -191,7 +192,8 @@ class CycleZeroJob(BenchmarkJob):
         if not cache.exists():
             resources = PlanResources()
             preset, data = resources.preset(run), resources.data(run)
-            train_cycle_zero(run, preset, data, cycle0_store(run, data), cache.log_dir, Reporter())
+            store = cycle0_store(run, data, GroundTruthOracle(data.ground_truth))
+            train_cycle_zero(run, preset, data, store, cache.log_dir, Reporter())
         _console().print(f"{self.name}: cached in {cache.path}")
         return dict(cycle0=str(cache.path))
 

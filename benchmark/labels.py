@@ -14,9 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-IGNORE_INDEX = 255
-PENDING = -1
-SELECTION_COLUMNS = ["cycle", "image_id", "y", "x", "label"]
+from benchmark.records import IGNORE_INDEX, PENDING, SELECTION_COLUMNS  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -107,22 +105,46 @@ class LabelStore:
         self._set(pd.concat(parts, ignore_index=True))
 
 
-def seed_random_pixels(shapes: Mapping[int, ImageShape], n: int,
-                       generator: torch.Generator) -> dict[int, np.ndarray]:
-    """n distinct uniformly random pixels per image, as {image_id: [n, 2] (y, x)}."""
+def seed_random_pixels(shapes: Mapping[int, ImageShape], n: int, generator: torch.Generator,
+                       excluded: Callable[[int], torch.Tensor] | None = None) -> dict[int, np.ndarray]:
+    """n distinct uniformly random pixels per image, as {image_id: [n, 2] (y, x)}; with
+    ``excluded(image_id)`` (bool [H, W]) only among the pixels it leaves (fewer if it leaves fewer)."""
     picks = {}
     for image_id in sorted(shapes):
         shape = shapes[image_id]
-        flat = torch.randperm(shape.pixels, generator=generator)[:n].numpy()
+        flat = torch.randperm(shape.pixels, generator=generator)
+        if excluded is not None:
+            flat = flat[~excluded(image_id).reshape(-1)[flat]]
+        flat = flat[:n].numpy()
         picks[image_id] = np.stack([flat // shape.width, flat % shape.width], axis=1)
     return picks
 
 
 class GroundTruthOracle:
-    """Answers clicks by reading the ground truth, standing in for a human annotator."""
+    """Answers clicks by reading the ground truth, standing in for a human annotator.
+
+    ``void_mask`` also tells, before any click, which pixels it would answer as void (255): what
+    ``--void-clicks skip`` lets the selection pass over (an idealised annotator). The last few
+    ground truths read are kept, so asking for an image's void pixels and then answering its clicks
+    reads its label file once.
+    """
+
+    KEEP = 4  # ground truths kept in memory
 
     def __init__(self, load_ground_truth: Callable[[int], np.ndarray]):
-        self._load = load_ground_truth
+        self._load_file = load_ground_truth
+        self._kept: dict[int, np.ndarray] = {}
+
+    def _load(self, image_id: int) -> np.ndarray:
+        if image_id not in self._kept:
+            if len(self._kept) >= self.KEEP:
+                self._kept.pop(next(iter(self._kept)))
+            self._kept[image_id] = self._load_file(image_id)
+        return self._kept[image_id]
+
+    def void_mask(self, image_id: int) -> torch.Tensor:
+        """bool [H, W]: the pixels whose answer would be void."""
+        return torch.from_numpy(self._load(image_id) == IGNORE_INDEX)
 
     def answer(self, picks: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
         labels = {}

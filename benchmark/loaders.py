@@ -16,6 +16,7 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from benchmark.errors import UsageError
 from benchmark.labels import IGNORE_INDEX, PENDING, ImageShape, LabelStore
 from benchmark.sparse_pipeline import PACK_META_KEYS, click_augment
 
@@ -96,6 +97,16 @@ class RunData:
         """An image file as uint8 RGB [H, W, 3] (for the saved uncertainty maps)."""
         with Image.open(img_path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+    def class_pixel_counts(self) -> np.ndarray:
+        """Ground-truth pixels per class over the whole pool (void left out); read once, kept."""
+        if getattr(self, "_class_counts", None) is None:
+            counts = np.zeros(len(self.classes), dtype=np.int64)
+            for image_id in range(len(self.pool_items)):
+                labels = self.ground_truth(image_id).reshape(-1)
+                counts += np.bincount(labels[labels < len(self.classes)], minlength=len(self.classes))
+            self._class_counts = counts
+        return self._class_counts
 
     def ground_truth(self, image_id: int) -> np.ndarray:
         """The pool image's label map as mmseg's LoadAnnotations yields it (255 = ignore)."""
@@ -178,6 +189,10 @@ def same_size_batches(sizes: list, batch_size: int) -> list[list[int]]:
 
 
 def _label_shape(item: dict) -> ImageShape:
-    with Image.open(item["seg_map_path"]) as image:  # reads the header only
-        width, height = image.size
+    try:
+        with Image.open(item["seg_map_path"]) as image:  # reads the header only
+            width, height = image.size
+    except (OSError, ValueError) as err:  # missing, truncated or not an image
+        raise UsageError(f"cannot read the label file {item['seg_map_path']} ({type(err).__name__}: {err}): "
+                         f"replace it or remove the image and its label from the dataset") from None
     return ImageShape(height=height, width=width)

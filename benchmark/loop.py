@@ -1,43 +1,44 @@
 """The active-learning cycle loop of one strategy run: train -> evaluate -> MC inference -> score ->
 select -> oracle. Yields one CycleRecord per cycle.
 
-It knows no strategy by name and touches no file: persistence goes through the ``journal`` (a
-RunFolder), which also makes it resumable. Cycle 0 (random clicks, identical for every strategy
-of a seed) is trained once per seed and shared through the cycle-0 cache.
+It knows no strategy or selector by name and touches no file: persistence goes through the
+``journal`` (a RunFolder), which also makes it resumable. Cycle 0 (random clicks, identical for
+every strategy of a seed) is trained once per seed and shared through the cycle-0 cache.
 """
 from __future__ import annotations
 
 from typing import Iterator
 
-from benchmark.acquisition import acquire
+from benchmark.acquisition import Acquisition, acquire
 from benchmark.cycle0_cache import CycleZeroCache
-from benchmark.labels import GroundTruthOracle, LabelStore, PendingOracle, seed_random_pixels
+from benchmark.labels import IGNORE_INDEX, GroundTruthOracle, LabelStore, PendingOracle, seed_random_pixels
 from benchmark.maps import uncertainty_maps
-from benchmark.plan import cycle0_key
+from benchmark.plan import cycle0_key, selector_params
+from benchmark.query_diagnostics import query_diagnostics, rare_classes
 from benchmark.records import CycleRecord
 from benchmark.seeds import generator
 from benchmark.training import Reporter, Trained, fresh_model, train_and_evaluate
-from strategies import build_strategy
+from strategies import build_selector, build_strategy
 
 
 class AwaitingAnswers(Exception):
     """The run stopped because clicks are waiting for an external annotator's labels."""
 
 
-def cycle0_store(spec, data) -> LabelStore:
-    """Cycle 0's random clicks, answered by the ground truth (same for every strategy of a seed)."""
-    store = LabelStore(data.shapes)
-    picks = seed_random_pixels(data.shapes, spec.pixels_per_image, generator("cpu", spec.seed, "initial"))
-    store.add(0, picks, GroundTruthOracle(data.ground_truth).answer(picks))
-    return store
+def cycle0_store(spec, data, oracle) -> LabelStore:
+    """Cycle 0's random clicks, answered by the ground-truth ``oracle`` (same for every strategy of a
+    seed; with ``--void-clicks skip`` drawn among the pixels the oracle would not answer as void)."""
+    excluded = oracle.void_mask if spec.void_clicks == "skip" else None
+    picks = seed_random_pixels(data.shapes, spec.pixels_per_image, generator("cpu", spec.seed, "initial"), excluded)
+    return LabelStore(data.shapes).with_clicks(0, picks, oracle.answer(picks))
 
 
-def initial_store(spec, data, journal) -> LabelStore:
+def initial_store(spec, data, journal, oracle) -> LabelStore:
     """The resumed label store, or cycle 0's random clicks."""
     saved = journal.read_selections()
     if saved is not None:
         return LabelStore.from_frame(data.shapes, saved)
-    store = cycle0_store(spec, data)
+    store = cycle0_store(spec, data, oracle)
     journal.write_selections(store.frame)
     return store
 
@@ -61,13 +62,43 @@ def train_cycle_zero(spec, preset, data, store, work_dir, reporter) -> Trained:
     return Trained(model=model, **cached)
 
 
+def clicks_added(store: LabelStore, cycle: int, rare: set[int]) -> dict:
+    """The query diagnostics of the clicks that entered at ``cycle`` (cycle 0: the random initial
+    ones), from their answers: known by the time the cycle trains, whichever the oracle."""
+    added = store.frame[store.frame["cycle"] == cycle]
+    picks = {i: grp[["y", "x"]].to_numpy() for i, grp in added.groupby("image_id")}
+    labels = {i: grp["label"].to_numpy() for i, grp in added.groupby("image_id")}
+    shapes = {i: (s.height, s.width) for i, s in store.shapes.items()}
+    return query_diagnostics(picks, labels, shapes, rare)
+
+
+def cycle_record(spec, cycle: int, store: LabelStore, total_pixels: int, trained: Trained,
+                 acq: Acquisition, queries: dict) -> CycleRecord:
+    """The row of cycles.csv of one cycle: what it trained on, how well, and what it selected."""
+    labels = store.frame["label"]
+    metrics, stages = trained.metrics, acq.stage_seconds
+    return CycleRecord(
+        dataset=spec.dataset, model=spec.model, strategy=spec.strategy, selection=spec.selection,
+        seed=spec.seed, cycle=cycle, labeled_pixels=store.labeled_pixels,
+        labeled_fraction=store.labeled_pixels / total_pixels,
+        miou=metrics["miou"], macc=metrics["macc"], aacc=metrics["aacc"], **acq.uncertainty,
+        train_seconds=trained.train_seconds, inference_seconds=acq.inference_seconds,
+        acquisition_seconds=acq.acquisition_seconds, clicks_in_loss=trained.clicks_in_loss,
+        void_clicks=int((labels == IGNORE_INDEX).sum()), **queries,
+        evaluation_seconds=trained.eval_seconds, scoring_seconds=stages["scoring"],
+        selection_seconds=stages["selection"], record_seconds=stages["record"])
+
+
 def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None) -> Iterator[CycleRecord]:
-    """Run (or resume) one (dataset, model, strategy, seed) experiment, cycle by cycle."""
+    """Run (or resume) one (dataset, model, strategy, selection, seed) experiment, cycle by cycle."""
     reporter = reporter or Reporter()
-    store = initial_store(spec, data, journal)
     strategy = build_strategy(spec.strategy)
-    oracle = GroundTruthOracle(data.ground_truth) if spec.oracle == "ground-truth" else PendingOracle()
-    last_cycle = spec.cycles - 1
+    selector = build_selector(spec.selection, **selector_params(preset, spec.selection))
+    truth = GroundTruthOracle(data.ground_truth)
+    oracle = truth if spec.oracle == "ground-truth" else PendingOracle()
+    void_mask = truth.void_mask if spec.void_clicks == "skip" else None
+    rare = rare_classes(data.class_pixel_counts())
+    store = initial_store(spec, data, journal, truth)
     start = journal.completed_cycles()
     state = journal.load_model_state(start - 1) if spec.retrain == "finetune" and start > 0 else None
     for cycle in range(start, spec.cycles):
@@ -81,22 +112,14 @@ def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None
         else:
             trained = train_and_evaluate(spec, preset, data, current, cycle,
                                          journal.path / "train_logs" / f"cycle_{cycle:02d}", reporter, state)
-        labeled = current.labeled_pixels  # what this cycle trained on
-        acq = acquire(trained.model, data, current, strategy, spec, cycle)
-        if cycle < last_cycle:
+        acq = acquire(trained.model, data, current, strategy, selector, spec, cycle, void_mask)
+        if cycle < spec.cycles - 1:  # the last cycle's picks are never labelled
             store = current.with_clicks(cycle + 1, acq.picks, oracle.answer(acq.picks))
             journal.write_selections(store.frame)
         if spec.retrain == "finetune":
             state = {k: v.detach().cpu().clone() for k, v in trained.model.state_dict().items()}
             journal.save_model_state(cycle, state)
         journal.write_maps(cycle, uncertainty_maps(trained.model, data, spec, cycle))
-        metrics = trained.metrics
-        record = CycleRecord(
-            dataset=spec.dataset, model=spec.model, strategy=spec.strategy, seed=spec.seed, cycle=cycle,
-            labeled_pixels=labeled, labeled_fraction=labeled / data.total_pixels,
-            miou=metrics["miou"], macc=metrics["macc"], aacc=metrics["aacc"],
-            epistemic=acq.uncertainty["epistemic"], aleatoric=acq.uncertainty["aleatoric"],
-            posterior=acq.uncertainty["posterior"], train_seconds=trained.train_seconds,
-            inference_seconds=acq.inference_seconds, acquisition_seconds=acq.acquisition_seconds)
-        journal.append_cycle(record, metrics["class_iou"])
+        record = cycle_record(spec, cycle, current, data.total_pixels, trained, acq, clicks_added(current, cycle, rare))
+        journal.append_cycle(record, trained.metrics["class_iou"])
         yield record

@@ -1,8 +1,9 @@
 """Last-layer MC dropout on an mmseg segmentor: one backbone+decoder pass, m classifier passes.
 
-The feature map entering the decode head's final ``cls_seg`` (Dropout2d + 1x1 ``conv_seg``) is
-captured once per batch. Each MC sample then draws a channel dropout mask from a seeded
-generator, applies the 1x1 classifier at feature resolution (the classifier and the bilinear
+The feature map entering the decode head's final ``cls_seg`` (dropout + 1x1 ``conv_seg``) is
+captured once per batch. Each MC sample then draws a dropout mask per image from that image's
+seeded generator (``channel``: one keep/drop per feature channel, as mmseg's Dropout2d;
+``element``: one per channel and pixel, as nn.Dropout), applies the 1x1 classifier at feature resolution (the classifier and the bilinear
 resize are both linear, so classify-then-resize equals resize-then-classify), brings the logits to
 each image's original size exactly as mmseg's ``predict_by_feat`` + ``postprocess_result`` do
 (resize to the padded input, crop the padding, undo a flip, resize to ``ori_shape``), and folds
@@ -17,7 +18,7 @@ folded by ``strategies.PosteriorAccumulator``. The tests check that both give th
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -44,19 +45,51 @@ def classifier_input_captured(head) -> Iterator[dict]:
         del head.cls_seg  # back to the class's method
 
 
-def dropout_masks(feat: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
-    """A Dropout2d mask [B, C_feat, 1, 1] (kept channels scaled by 1/(1-p)), from ``generator``."""
-    keep = torch.rand(feat.shape[:2] + (1, 1), generator=generator, device=generator.device)
-    return (keep >= p).to(feat.dtype).to(feat.device) / (1.0 - p)
+MASKS = ("channel", "element")  # one mask value per feature channel / per channel and pixel
+
+
+def dropout_layer(rate: float, mask: str) -> nn.Module:
+    """The head's dropout for training: ``channel`` = Dropout2d (mmseg's), ``element`` = Dropout."""
+    if mask not in MASKS:
+        raise ValueError(f"unknown MC dropout mask {mask!r}: use one of {', '.join(MASKS)}")
+    return nn.Dropout2d(rate) if mask == "channel" else nn.Dropout(rate)
+
+
+def head_dropout(head) -> tuple[float, str]:
+    """(rate, mask kind) of the decode head's dropout layer; rate 0 when it has none."""
+    dropout = getattr(head, "dropout", None)
+    if dropout is None or float(dropout.p) == 0.0:
+        return 0.0, "channel"
+    return float(dropout.p), "channel" if isinstance(dropout, nn.Dropout2d) else "element"
+
+
+def generators_for(generators, count: int) -> list[torch.Generator]:
+    """One generator per image: ``generators`` itself, or one shared generator repeated."""
+    if isinstance(generators, torch.Generator):
+        return [generators] * count
+    generators = list(generators)
+    if len(generators) != count:
+        raise ValueError(f"{len(generators)} mask generators for {count} images")
+    return generators
+
+
+def dropout_masks(feat: torch.Tensor, p: float, generators: Sequence[torch.Generator] | torch.Generator,
+                  mask: str = "channel") -> torch.Tensor:
+    """Dropout masks for ``feat`` [B, C_feat, h, w], kept units scaled by 1/(1-p): [B, C_feat, 1, 1]
+    for ``channel``, [B, C_feat, h, w] for ``element``; image b's from ``generators[b]``."""
+    shape = feat.shape[1:2] + ((1, 1) if mask == "channel" else tuple(feat.shape[2:]))
+    keep = [torch.rand(shape, generator=g, device=g.device) for g in generators_for(generators, feat.shape[0])]
+    return (torch.stack(keep) >= p).to(feat.device, feat.dtype) / (1.0 - p)
 
 
 def masked_classifier(conv: nn.Module, feat: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """``conv(feat * mask)`` for the head's 1x1 classifier, without materialising ``feat * mask``.
+    """``conv(feat * mask)`` for the head's 1x1 classifier.
 
     A channel mask scales the classifier's input channels, so it can scale the weight's columns
     instead: per image, ``(W * mask_b) @ feat_b + bias`` as one batched GEMM over a [C, C_feat]
-    weight, instead of an elementwise pass over the whole [C_feat, h, w] feature map and a
-    convolution. Any other classifier (not a plain 1x1 Conv2d) is called as it is.
+    weight, without materialising ``feat * mask``. An element mask is applied to the features
+    (one [B, C_feat, h, w] product per sample), then the same GEMM with the plain weight. Any
+    other classifier (not a plain 1x1 Conv2d) is called as it is.
     """
     if mask is None:
         return conv(feat)
@@ -65,18 +98,17 @@ def masked_classifier(conv: nn.Module, feat: torch.Tensor, mask: torch.Tensor | 
     if not plain:
         return conv(feat * mask)
     batch, channels, height, width = feat.shape
-    weight = conv.weight.reshape(1, -1, channels) * mask.reshape(batch, 1, channels)  # [B, C, C_feat]
-    flat = feat.reshape(batch, channels, height * width)
+    if mask.shape[-2:] == (1, 1):
+        weight = conv.weight.reshape(1, -1, channels) * mask.reshape(batch, 1, channels)  # [B, C, C_feat]
+        flat = feat.reshape(batch, channels, height * width)
+    else:
+        weight = conv.weight.reshape(1, -1, channels).expand(batch, -1, -1)
+        flat = (feat * mask).reshape(batch, channels, height * width)
     if conv.bias is None:
         out = torch.bmm(weight, flat)
     else:
         out = torch.baddbmm(conv.bias.reshape(1, -1, 1), weight, flat)  # [B, C, h*w]
     return out.reshape(batch, -1, height, width)
-
-
-def head_dropout_p(head) -> float:
-    dropout = getattr(head, "dropout", None)
-    return float(dropout.p) if dropout is not None else 0.0
 
 
 def features_before_classifier(model, inputs: torch.Tensor) -> torch.Tensor:
@@ -95,16 +127,16 @@ def _check_whole_inference(model) -> None:
                          f"asks for mode={mode!r}: set test_cfg=dict(mode='whole')")
 
 
-def _last_layer(model, inputs, metas, mc_samples, generator, keep_samples) -> list:
+def _last_layer(model, inputs, metas, mc_samples, generators, keep_samples) -> list:
     head = model.decode_head
-    p = head_dropout_p(head)
+    p, kind = head_dropout(head)
     feat = features_before_classifier(model, inputs)  # [B, C_feat, h, w]
     size = padded_size(metas, inputs)
     groups = [(indices, key, SoftmaxStatistics(keep_samples=keep_samples))
               for indices, key in output_groups(metas)]
     buffer = None
     for _ in range(mc_samples):
-        mask = dropout_masks(feat, p, generator) if p > 0 else None
+        mask = dropout_masks(feat, p, generators, kind) if p > 0 else None
         logits = masked_classifier(head.conv_seg, feat, mask)  # [B, C, h, w]
         buffer = upsample_bilinear(logits, size, head.align_corners, out=buffer)  # [B, C, Hp, Wp]
         for indices, key, stats in groups:
@@ -118,25 +150,27 @@ def _last_layer(model, inputs, metas, mc_samples, generator, keep_samples) -> li
 
 
 class FixedMaskDropout(nn.Module):
-    """Stands in for the head's dropout: multiplies by a mask drawn like the fast path's."""
+    """Stands in for the head's dropout: multiplies by masks drawn exactly as the fast path's."""
 
-    def __init__(self, p: float, generator: torch.Generator):
+    def __init__(self, p: float, kind: str, generators):
         super().__init__()
-        self.p, self.generator = p, generator
+        self.p, self.kind, self.generators = p, kind, generators
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return feat * dropout_masks(feat, self.p, self.generator) if self.p > 0 else feat
+        return feat * dropout_masks(feat, self.p, self.generators, self.kind) if self.p > 0 else feat
 
 
 @contextmanager
-def all_dropout_active(model, generator: torch.Generator) -> Iterator[None]:
-    """The head's dropout draws seeded masks; every other dropout layer runs in training mode
-    (from torch's RNG, forked and seeded from ``generator``, so the run stays reproducible)."""
+def all_dropout_active(model, generators) -> Iterator[None]:
+    """The head's dropout draws the per-image seeded masks; every other dropout layer runs in
+    training mode (from torch's RNG, forked and seeded from the first image's generator, so the
+    run stays reproducible)."""
     head = model.decode_head
     original = head.dropout
     others = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
               and m is not original]
-    head.dropout = FixedMaskDropout(head_dropout_p(head), generator)
+    head.dropout = FixedMaskDropout(*head_dropout(head), generators)
+    generator = generators[0]
     devices = [generator.device] if generator.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices, enabled=bool(others)):
@@ -152,9 +186,9 @@ def all_dropout_active(model, generator: torch.Generator) -> Iterator[None]:
             module.eval()
 
 
-def _full_network(model, inputs, samples, mc_samples, generator, keep_samples) -> list:
+def _full_network(model, inputs, samples, mc_samples, generators, keep_samples) -> list:
     accumulators = [PosteriorAccumulator(keep_samples=keep_samples) for _ in samples]
-    with all_dropout_active(model, generator):
+    with all_dropout_active(model, generators):
         for _ in range(mc_samples):
             for acc, result in zip(accumulators, model.predict(inputs, samples)):
                 acc.add(torch.softmax(result.seg_logits.data.float(), dim=0))  # [C, H, W]
@@ -162,18 +196,21 @@ def _full_network(model, inputs, samples, mc_samples, generator, keep_samples) -
 
 
 @torch.no_grad()
-def mc_posteriors(model, batch: dict, mc_samples: int, generator: torch.Generator,
+def mc_posteriors(model, batch: dict, mc_samples: int, generators,
                   full_network: bool = False, keep_samples: bool = False) -> list:
     """MC-dropout posteriors (one ``PixelPosterior`` per image of ``batch``) at original size.
 
     ``batch`` is what a mmengine DataLoader with ``pseudo_collate`` yields (inputs, data_samples).
-    Masks come from ``generator`` (on the model's device for speed), one draw per MC sample.
+    ``generators``: one per image (image b's masks come from ``generators[b]``, so an image's
+    statistics do not depend on the batch it is in), or one generator shared by the batch. Put
+    them on the model's device for speed. The mask kind and rate are the head's dropout layer's.
     """
     model.eval()
     _check_whole_inference(model)
     data = model.data_preprocessor(batch, False)
     inputs, samples = data["inputs"], data["data_samples"]
+    generators = generators_for(generators, len(samples))
     if full_network:
-        return _full_network(model, inputs, samples, mc_samples, generator, keep_samples)
+        return _full_network(model, inputs, samples, mc_samples, generators, keep_samples)
     metas = [s.metainfo for s in samples]
-    return _last_layer(model, inputs, metas, mc_samples, generator, keep_samples)
+    return _last_layer(model, inputs, metas, mc_samples, generators, keep_samples)

@@ -16,12 +16,15 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import MODELS
+from torch import nn
 
 from benchmark.errors import UsageError
 
 
-def build_model(preset, num_classes: int, init_seed: int, pretrained: str | None, device: str):
-    """The preset's segmentor with ``num_classes`` outputs, initialised from ``init_seed``."""
+def build_model(preset, num_classes: int, init_seed: int, pretrained: str | None, device: str,
+                dropout: nn.Module | None = None):
+    """The preset's segmentor with ``num_classes`` outputs, initialised from ``init_seed``; its
+    decode head's dropout layer replaced by ``dropout`` (the run's MC dropout) when given."""
     cfg = preset.model.copy()
     for head in ("decode_head", "auxiliary_head"):
         if cfg.get(head) is not None:
@@ -32,6 +35,8 @@ def build_model(preset, num_classes: int, init_seed: int, pretrained: str | None
     model = MODELS.build(cfg)
     with _quiet_mmengine():
         model.init_weights()
+    if dropout is not None:
+        model.decode_head.dropout = dropout
     return model.to(device)
 
 

@@ -9,9 +9,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from benchmark.errors import UsageError
-from benchmark.records import SUPERVISED
+from benchmark.records import DEFAULT_SELECTION, SUPERVISED
 
 MODELS = ("deeplabv3plus", "fpn")
+
+VOID_CLICKS = ("spend", "skip")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "mmseg_configs"
 PRESET_DIR = CONFIG_DIR / "presets"
 
@@ -40,6 +42,7 @@ class RunSpec:
     preset: str = _tagged(EXECUTION)         # path of the mmengine config file (its content: preset_digest)
     preset_digest: str = _tagged(CYCLE0)     # digest of the resolved preset (its _base_ files included)
     strategy: str = _tagged(RUN)
+    selection: str = _tagged(RUN)            # the selector turning a score map into clicks (topn, ...)
     seed: int = _tagged(CYCLE0)
     cycles: int = _tagged(RUN)
     pixels_per_image: int = _tagged(CYCLE0)
@@ -54,10 +57,16 @@ class RunSpec:
     amp: bool = _tagged(CYCLE0)
     map_images: int = _tagged(EXECUTION)
     map_strategies: tuple = _tagged(EXECUTION)  # strategies whose score maps are saved for the figures
+    mc_dropout_rate: float = _tagged(CYCLE0)  # the head's dropout, at training and at MC inference
+    mc_dropout_mask: str = _tagged(CYCLE0)    # channel (Dropout2d) or element (Dropout)
+    void_clicks: str = _tagged(CYCLE0)        # spend: a void click costs budget; skip: passed over for free
+    record_pixels: int = _tagged(RUN)         # pixels per image the uncertainty record samples (0: all)
 
     @property
     def run_id(self) -> str:
-        return f"{self.dataset}__{self.model}__{self.strategy}__seed{self.seed}"
+        """``dataset__model__strategy[__selection]__seedN`` (the selection named when not topn)."""
+        selection = "" if self.selection == DEFAULT_SELECTION else f"__{self.selection}"
+        return f"{self.dataset}__{self.model}__{self.strategy}{selection}__seed{self.seed}"
 
     @property
     def run_dir(self) -> Path:
@@ -157,6 +166,30 @@ def resolve_strategy_names(text: str, flag: str = "--strategy") -> list[str]:
     return names
 
 
+def resolve_selection_names(text: str, preset) -> list[str]:
+    """'a,b' -> registered selector names, each built once with the preset's parameters
+    (``active_learning.selector_params[name]``) so that a bad parameter fails here."""
+    from strategies import SELECTORS, UnknownSelectorError, build_selector
+
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise UsageError("--selection needs at least one selector name; see `python -m benchmark list`")
+    for name in names:
+        try:
+            SELECTORS.require(name)
+            build_selector(name, **selector_params(preset, name))
+        except UnknownSelectorError as err:
+            raise UsageError(f"--selection: {err} See `python -m benchmark list`.") from None
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"selector {name}: {err}; fix active_learning.selector_params in the preset") from None
+    return names
+
+
+def selector_params(preset, name: str) -> dict:
+    """The preset's parameters of selector ``name`` (``active_learning.selector_params``)."""
+    return dict(preset.active_learning.get("selector_params", {}).get(name, {}))
+
+
 def resolve_models(text: str) -> list[str]:
     if text.strip() == "all":
         return list(MODELS)
@@ -247,6 +280,33 @@ def load_preset(path: Path):
     return preset
 
 
+def mc_dropout_settings(args, al) -> dict:
+    """The run's MC dropout (flags over ``active_learning.mc_dropout``), checked."""
+    from benchmark.mc_dropout import MASKS
+
+    preset = dict(al.get("mc_dropout", {}))
+    rate = _pick(args.mc_dropout_rate, preset.get("rate", 0.1))
+    mask = _pick(args.mc_dropout_mask, preset.get("mask", "channel"))
+    if not (isinstance(rate, (int, float)) and 0.0 < rate < 1.0):
+        raise UsageError(f"MC dropout rate {rate!r} is not in (0, 1): pass --mc-dropout-rate such as 0.1 "
+                         f"or 0.5 (MC dropout needs some dropout)")
+    if mask not in MASKS:
+        raise UsageError(f"MC dropout mask {mask!r} is unknown: use {' or '.join(MASKS)}")
+    return dict(mc_dropout_rate=float(rate), mc_dropout_mask=mask)
+
+
+def void_clicks_setting(args, al) -> str:
+    """spend (a void click costs budget, the default) or skip (the oracle's void pixels are passed
+    over at no cost: an idealised annotator; it needs the ground-truth oracle)."""
+    value = _pick(args.void_clicks, al.get("void_clicks", "spend"))
+    if value not in VOID_CLICKS:
+        raise UsageError(f"void clicks {value!r}: use spend or skip")
+    if value == "skip" and args.oracle != "ground-truth":
+        raise UsageError("--void-clicks skip needs --oracle ground-truth: a human annotator's void answers "
+                         "are only known after the click was paid for")
+    return value
+
+
 def check_mc_samples(strategies: list[str], mc_samples: int) -> None:
     """Each strategy gets at least the MC samples it declares it needs (``min_mc_samples``)."""
     from strategies import STRATEGIES, min_mc_samples
@@ -294,6 +354,7 @@ def make_plan(args) -> list[RunSpec]:
     check_writable(out)
     for flag in ("cycles", "pixels_per_image", "mc_samples", "train_iters", "batch_size"):
         check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    check_positive(args.record_pixels, "--record-pixels", minimum=0)
     if args.pretrained is not None and not Path(args.pretrained).is_file():
         raise UsageError(f"--pretrained {args.pretrained} is not a file: pass a local backbone "
                          f"checkpoint (.pth); nothing is downloaded")
@@ -306,7 +367,7 @@ def make_plan(args) -> list[RunSpec]:
         data_root = resolve_data_root(args.dataset, args.data_root, preset)
         base = RunSpec(
             dataset=args.dataset, data_root=str(data_root), model=model, preset=str(preset_path),
-            strategy="", seed=0, cycles=_pick(args.cycles, al.cycles),
+            strategy="", selection=DEFAULT_SELECTION, seed=0, cycles=_pick(args.cycles, al.cycles),
             pixels_per_image=_pick(args.pixels_per_image, al.pixels_per_image),
             mc_samples=_pick(args.mc_samples, al.mc_samples),
             train_iters=_pick(args.train_iters, schedule.iters),
@@ -318,11 +379,16 @@ def make_plan(args) -> list[RunSpec]:
             map_strategies=tuple(resolve_strategy_names(args.map_strategies, "--map-strategies")
                                  if args.map_strategies is not None else al.get("map_strategies", ())),
             preset_digest=preset_digest(preset),
+            **mc_dropout_settings(args, al), void_clicks=void_clicks_setting(args, al),
+            record_pixels=_pick(args.record_pixels, al.get("record_pixels", 0)),
         )
         check_mc_samples(strategies, base.mc_samples)
+        selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)
         for seed in seeds:
-            names = ([SUPERVISED] if args.supervised else []) + strategies
-            runs += [replace(base, strategy=name, seed=seed) for name in names]
+            if args.supervised:
+                runs.append(replace(base, strategy=SUPERVISED, selection=DEFAULT_SELECTION, seed=seed))
+            runs += [replace(base, strategy=name, selection=selection, seed=seed)
+                     for name in strategies for selection in selections]
     return runs
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from benchmark.records import IGNORE_INDEX
+
 RARE_SHARE = 0.10
 DIAGNOSTIC_COLUMNS = ("query_class_entropy", "query_rare_share", "query_spread")
 

@@ -13,10 +13,19 @@ import pandas as pd
 
 from benchmark.errors import UsageError
 
-KEY_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle"]
-RUN_KEY = KEY_COLUMNS[:-1]  # one run: (dataset, model, strategy, seed)
+# the label store's values (selections.csv): a class id, IGNORE_INDEX (the answer is void: the click
+# cost budget but gives no training signal) or PENDING (asked, not answered yet)
+IGNORE_INDEX = 255
+PENDING = -1
+SELECTION_COLUMNS = ["cycle", "image_id", "y", "x", "label"]
+
+KEY_COLUMNS = ["dataset", "model", "strategy", "selection", "seed", "cycle"]
+RUN_KEY = KEY_COLUMNS[:-1]  # one run: (dataset, model, strategy, selection, seed)
+ARM = ["strategy", "selection"]  # what the leaderboard ranks: a strategy with a selector
 SUPERVISED = "supervised"  # the strategy value of the fully supervised reference's rows
-TIMING_COLUMNS = ["train_seconds", "inference_seconds", "acquisition_seconds"]
+DEFAULT_SELECTION = "topn"  # tables written before the selection column existed used it
+TIMING_COLUMNS = ["train_seconds", "inference_seconds", "acquisition_seconds", "evaluation_seconds",
+                  "scoring_seconds", "selection_seconds", "record_seconds"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class CycleRecord:
     dataset: str
     model: str
     strategy: str
+    selection: str
     seed: int
     cycle: int
     labeled_pixels: int
@@ -39,10 +49,37 @@ class CycleRecord:
     train_seconds: float
     inference_seconds: float
     acquisition_seconds: float
+    # appended by later versions (documented in docs/outputs.md)
+    clicks_in_loss: float       # share of the clicks in the training samples that reached the loss
+    void_clicks: int            # labelled clicks whose answer is void (255): paid for, no signal
+    query_class_entropy: float  # of the clicks added at this cycle (0: the random ones): class entropy
+    query_rare_share: float     # ... share on the dataset's rarest classes
+    query_spread: float         # ... mean distance to the nearest other click, / image diagonal
+    evaluation_seconds: float
+    scoring_seconds: float
+    selection_seconds: float
+    record_seconds: float
+    balent_positive_share: float    # of the unlabelled pool pixels: BalEnt > 0 (its 1/BalEnt branch)
+    balent_negative_share: float    # ... BalEnt < 0, saturated pixels (BalEnt = -inf) included
+    balent_degenerate_share: float  # ... no class with a valid Beta fit
+    balent_saturated_share: float   # ... the dominant class past the variance clamp (ranked last)
+    top_class_std_median: float     # median MC standard deviation of each pixel's top class
 
 
 CYCLE_COLUMNS = [f.name for f in fields(CycleRecord)]
 CLASS_IOU_COLUMNS = KEY_COLUMNS + ["class", "iou"]
+
+
+def arm_label(strategy: str, selection: str) -> str:
+    """How an arm is named in tables and figures: the strategy, ``+ selector`` unless topn."""
+    return strategy if selection in (DEFAULT_SELECTION, "", None) else f"{strategy} + {selection}"
+
+
+def with_schema(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with exactly ``columns``: a table written before a column existed gets it (the
+    selection ``topn``, which was the only rule then; NaN for the rest)."""
+    missing = {c: (DEFAULT_SELECTION if c == "selection" else float("nan")) for c in columns if c not in frame}
+    return frame.assign(**missing)[columns] if missing else frame[columns]
 
 
 def sorted_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

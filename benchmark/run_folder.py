@@ -24,7 +24,15 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.fileio import write_bytes_atomic, write_csv_atomic, write_text_atomic
-from benchmark.records import CLASS_IOU_COLUMNS, CYCLE_COLUMNS, KEY_COLUMNS, CycleRecord, rounded, sorted_by
+from benchmark.records import (
+    CLASS_IOU_COLUMNS,
+    CYCLE_COLUMNS,
+    KEY_COLUMNS,
+    CycleRecord,
+    rounded,
+    sorted_by,
+    with_schema,
+)
 
 MAP_FILE_PATTERN = "cycle_*_img_*.npz"
 
@@ -60,11 +68,12 @@ class RunFolder:
     # -- per-cycle results -------------------------------------------------------------------
     def read_cycles(self) -> pd.DataFrame:
         path = self.path / "cycles.csv"
-        return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=CYCLE_COLUMNS)
+        return with_schema(pd.read_csv(path), CYCLE_COLUMNS) if path.exists() else pd.DataFrame(columns=CYCLE_COLUMNS)
 
     def read_class_iou(self) -> pd.DataFrame:
         path = self.path / "class_iou.csv"
-        return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=CLASS_IOU_COLUMNS)
+        return (with_schema(pd.read_csv(path), CLASS_IOU_COLUMNS) if path.exists()
+                else pd.DataFrame(columns=CLASS_IOU_COLUMNS))
 
     def completed_cycles(self) -> int:
         return len(self.read_cycles())

@@ -18,7 +18,8 @@ def run_supervised(spec, preset, data, journal, reporter: Reporter | None = None
         return
     trained = train_and_evaluate(spec, preset, data, None, 0, journal.path / "train_logs" / "cycle_00", reporter)
     values = {f.name: math.nan for f in fields(CycleRecord)}
-    values.update(dataset=spec.dataset, model=spec.model, strategy=spec.strategy, seed=spec.seed, cycle=0,
+    values.update(dataset=spec.dataset, model=spec.model, strategy=spec.strategy, selection=spec.selection,
+                  seed=spec.seed, cycle=0, void_clicks=0, evaluation_seconds=trained.eval_seconds,
                   labeled_pixels=data.total_pixels, labeled_fraction=1.0,
                   miou=trained.metrics["miou"], macc=trained.metrics["macc"], aacc=trained.metrics["aacc"],
                   train_seconds=trained.train_seconds, inference_seconds=0.0, acquisition_seconds=0.0)

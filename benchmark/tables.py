@@ -30,7 +30,7 @@ from benchmark.records import (
 )
 from benchmark.run_folder import RunFolder
 
-TEXT_COLUMNS = ["dataset", "model", "strategy"]
+TEXT_COLUMNS = ["dataset", "model", "strategy", "selection"]
 INTEGER_COLUMNS = ["seed", "cycle"]
 REQUIRED_KIND = {"seed": "an integer", "cycle": "an integer", "labeled_fraction": "a number in (0, 1]"}
 MISSING_TEXT = {"", "nan"}
@@ -159,6 +159,24 @@ def read_cycles_csv(path) -> pd.DataFrame:
     require_columns(frame, REQUIRED_COLUMNS, path, CYCLES_FIX)
     header = (frame == pd.Series(frame.columns, index=frame.columns)).all(axis=1)
     return clean_cycles(_typed(frame[~header], path))
+
+
+SETTING_KEYS = ("mc_dropout_rate", "mc_dropout_mask", "void_clicks", "mc_samples")
+
+
+def run_settings(results_dir) -> pd.DataFrame:
+    """Per run folder: its key and the settings a result must be stated with (from config.json;
+    missing for runs of older versions)."""
+    import json
+
+    rows = []
+    for config in sorted((Path(results_dir) / "runs").glob("*/config.json")):
+        try:
+            run = json.loads(config.read_text()).get("run", {})
+        except (OSError, ValueError):
+            continue
+        rows.append({k: run.get(k) for k in ("dataset", "model", "strategy", "selection", "seed") + SETTING_KEYS})
+    return pd.DataFrame(rows, columns=["dataset", "model", "strategy", "selection", "seed", *SETTING_KEYS])
 
 
 def write_leaderboard(results_dir, frame: pd.DataFrame) -> Path:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from benchmark.mc_dropout import dropout_layer
 from benchmark.model import build_model, evaluate, train_one_cycle
 from benchmark.seeds import derive_seed
 from benchmark.timing import synchronize
@@ -35,8 +36,10 @@ class Trained:
 
 
 def fresh_model(spec, preset, data):
-    """The run's model, initialised from the run seed (identical for every strategy of a seed)."""
-    return build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained, spec.device)
+    """The run's model, initialised from the run seed (identical for every strategy of a seed), its
+    head's dropout the run's MC dropout (rate and mask), for training and MC inference alike."""
+    return build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained, spec.device,
+                       dropout=dropout_layer(spec.mc_dropout_rate, spec.mc_dropout_mask))
 
 
 def train_and_evaluate(spec, preset, data, store, cycle: int, work_dir: Path, reporter: Reporter,

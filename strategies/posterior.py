@@ -6,6 +6,7 @@ variance, a running sum of per-sample entropies), so memory does not grow with m
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
@@ -61,6 +62,27 @@ class PixelPosterior:
             self._derived[key] = compute()
         return self._derived[key]
 
+    def take(self, index: torch.Tensor) -> PixelPosterior:
+        """The posterior of one image's pixels ``index`` (flat indices into its [H, W]), shaped
+        [C, 1, K]. Quantities already derived for every pixel (tensors of ``score_shape``, or
+        dataclasses of them, such as BalEnt's posterior term) come along gathered, so a consumer
+        of the subset shares them instead of computing them again. No raw samples are kept."""
+        if self.mean.dim() != 3:
+            raise ValueError(f"take() needs one image's posterior [C, H, W], got {tuple(self.mean.shape)}")
+        index = index.to(self.device)
+
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(t.shape[:-2] + (-1,)).index_select(-1, index).unsqueeze(-2)
+
+        sub = PixelPosterior(mean=pick(self.mean), variance=pick(self.variance),
+                             predictive_entropy=pick(self.predictive_entropy),
+                             expected_entropy=pick(self.expected_entropy), m=self.m)
+        for key, value in self._derived.items():
+            gathered = _gathered(value, pick, self.score_shape)
+            if gathered is not None:
+                sub._derived[key] = gathered
+        return sub
+
     @property
     def num_classes(self) -> int:
         return self.mean.shape[CLASS_DIM]
@@ -77,6 +99,16 @@ class PixelPosterior:
     @property
     def dtype(self) -> torch.dtype:
         return self.mean.dtype
+
+
+def _gathered(value: Any, pick: Callable, shape: torch.Size) -> Any:
+    """``pick(value)`` for a per-pixel tensor, field by field for a dataclass of them, else None."""
+    if isinstance(value, torch.Tensor):
+        return pick(value) if value.shape == shape else None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _gathered(getattr(value, f.name), pick, shape) for f in dataclasses.fields(value)}
+        return None if any(v is None for v in fields.values()) else dataclasses.replace(value, **fields)
+    return None
 
 
 def _accumulation_dtype(p: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:

@@ -55,6 +55,21 @@ def one_hot_samples(m: int = M, shape: tuple[int, ...] = (C, H, W), *,
     return hot.expand(m, *shape).clone()
 
 
+def saturated_samples(m: int = M, shape: tuple[int, ...] = (C, H, W), *,
+                      seed: int = 0) -> torch.Tensor:
+    """float32 softmax samples whose top class leads by a logit gap of 20 to 100 (varying over
+    the pixels, + N(0, 0.1^2) noise): a trained model's confident pixels, where the top class's
+    mean rounds to 1 and, from gap ~88 on, the other classes underflow to 0. # [m, C, H, W]"""
+    g = torch.Generator().manual_seed(seed)
+    spatial = shape[:-3] + shape[-2:]
+    labels = torch.randint(shape[-3], spatial, generator=g)
+    gap = 20.0 + 80.0 * torch.rand(spatial, generator=g, dtype=torch.float64)
+    hot = torch.nn.functional.one_hot(labels, shape[-3]).movedim(-1, -3).to(torch.float64)
+    noise = 0.1 * torch.randn((m, *shape), generator=g, dtype=torch.float64)
+    logits = (gap.unsqueeze(-3) * hot + noise).to(torch.float32)
+    return torch.softmax(logits, dim=-3)
+
+
 def degenerate_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
     """Inputs that must never crash a strategy, by name. Each ``[m, C, H, W]``."""
     constant = mc_samples(1, seed=seed).expand(M, C, H, W).clone()
@@ -69,6 +84,7 @@ def degenerate_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
         .to(torch.float64),
         "float32 near-one-hot": torch.softmax(40.0 * mc_samples(seed=seed, spread=0.1).log(), 1)
         .to(torch.float32),
+        "float32 saturated (logit gap 20 to 100)": saturated_samples(seed=seed),
     }
 
 
@@ -129,6 +145,21 @@ def check_degenerates_ranked_last(strategy: object, seed: int = 0, device: str =
                  "a one-hot (certain) pixel was selected before an uncertain one")
 
 
+def check_saturated_ranked_last(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """float32 statistics: confident pixels whose top class's mean rounds to 1 (logit gap 20 to
+    100) are never picked before clearly uncertain ones."""
+    uncertain = torch.rand((H, W), generator=torch.Generator().manual_seed(seed + 2)) < 0.3
+    uncertain[0, 0] = True
+    probs = torch.where(uncertain, mc_samples(seed=seed + 1, dtype=torch.float32),
+                        saturated_samples(seed=seed))  # [M, C, H, W] float32
+    scores = _score(strategy, _posterior(strategy, probs, device), seed)
+    picks = select_top_n(scores, None, int(uncertain.sum()), torch.Generator().manual_seed(seed))
+    picks = picks.cpu()
+    _fail_unless(bool(uncertain[picks[:, 0], picks[:, 1]].all()), "saturated last",
+                 "a saturated (float32, top-class mean ~ 1) pixel was selected before an "
+                 "uncertain one")
+
+
 def check_sample_order_invariance(strategy: object, seed: int = 0, device: str = "cpu") -> None:
     """Permuting the MC samples leaves the scores unchanged (same generator seed)."""
     probs = mc_samples(seed=seed)
@@ -174,12 +205,15 @@ def check_strategy(strategy: object, *, seed: int = 0, device: str = "cpu",
                    degenerates_last: bool = True) -> None:
     """Run every conformance check on ``strategy``; raise ``StrategyCheckError`` on a failure.
 
-    ``degenerates_last=False`` skips the check that certain (one-hot) pixels are never picked
-    before uncertain ones, for strategies that ignore the posterior (like ``random``).
+    ``degenerates_last=False`` skips the checks that certain pixels (one-hot, or saturated float32
+    statistics) are never picked before uncertain ones, for strategies that ignore the posterior
+    (like ``random``); the others, no crash and the score shape on saturated input included, hold
+    for every strategy.
     """
     _fail_unless(callable(getattr(strategy, "score", None)), "protocol",
                  f"{strategy!r} has no score(post, generator=None) method")
-    for check in CHECKS + ([check_degenerates_ranked_last] if degenerates_last else []):
+    last = [check_degenerates_ranked_last, check_saturated_ranked_last]
+    for check in CHECKS + (last if degenerates_last else []):
         check(strategy, seed=seed, device=device)
 
 

@@ -1,9 +1,10 @@
-"""The pure math behind every built-in strategy: entropies, BALD, Beta moment fit, BalEnt.
+"""The pure math behind every built-in strategy: entropies, BALD, margin, BalEnt and its record.
 
-Conventions (see /work/shared/method.md): natural logs; the class dimension is -3, so every
-function here accepts any leading batch dimensions, ``[..., C, H, W]`` in and ``[..., H, W]`` out.
-Everything stays on the input's device. The Beta part runs in float64 whatever the input dtype:
-at alpha ~ 1e8 the lgamma and digamma terms cancel to many digits.
+Conventions (the method is summarised in docs/writing_a_strategy.md): natural logs; the class
+dimension is -3, so every function here accepts any leading batch dimensions, ``[..., C, H, W]``
+in and ``[..., H, W]`` out. Everything stays on the input's device. BalEnt's posterior term (the
+per-class Beta fits and their entropies, float64 whatever the input dtype) lives in
+``strategies.posterior_term`` and is re-exported here.
 """
 from __future__ import annotations
 
@@ -12,24 +13,23 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from strategies.beta_kernel import Workspace, beta_entropy_into, digammas_into
+from strategies.posterior_term import (  # noqa: F401
+    CLASS_DIM,
+    FIT_FLOOR,
+    FIT_TOLERANCE,
+    REF_BETA_FN_EPS,
+    PosteriorTerm,
+    beta_entropy,
+    beta_moment_fit,
+    posterior_term,
+    posterior_term_parts,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from strategies.posterior import PixelPosterior
 
-CLASS_DIM = -3
 BALD_FLOOR = 1e-9  # BALD values below this are raised to it
-FIT_FLOOR = 1e-9  # mean and variance are clamped from below at this before the Beta fit
-# A fit with alpha <= FIT_TOLERANCE * mean is invalid: there the variance equals the largest a
-# Beta allows, mean (1 - mean), up to float64 rounding (alpha / mean = mean (1 - mean) / var - 1),
-# and the sign of alpha is rounding noise. Without it, samples whose class probabilities are all
-# 0 or 1 flip between "invalid, contributes 0" and "alpha ~ 1e-17, h ~ -1e16" with the order in
-# which the MC samples were summed.
-FIT_TOLERANCE = 1e-12
-REF_BETA_FN_EPS = 1e-32  # the public reference code adds this to B(a, b) before its log
 LOG_2 = math.log(2.0)
-BLOCK_ELEMENTS = 1 << 18  # class-pixel pairs per block of the Beta computation on the CPU
-GPU_BLOCK_ELEMENTS = 1 << 22  # and on a GPU (few, large kernels)
 
 
 def entropy(p: torch.Tensor, dim: int = CLASS_DIM) -> torch.Tensor:
@@ -42,123 +42,19 @@ def bald(predictive_entropy: torch.Tensor, expected_entropy: torch.Tensor) -> to
     return (predictive_entropy - expected_entropy).clamp(min=BALD_FLOOR)
 
 
-def beta_moment_fit(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class Beta(alpha, beta) matching ``mean`` and ``var`` (float64, clamped at 1e-9).
-
-    Returns alpha and beta of the same shape as the inputs. A fit is invalid where either is not
-    strictly positive (the variance exceeds what a Beta with that mean allows) or where alpha is
-    below ``FIT_TOLERANCE * mean`` (the variance is at that limit up to rounding).
-    """
-    p = mean.to(torch.float64).clamp(min=FIT_FLOOR)
-    v = var.to(torch.float64).clamp(min=FIT_FLOOR)
-    alpha = torch.empty_like(p)
-    _fit_into(p, v, alpha, torch.empty_like(p))
-    return alpha, v
-
-
-def _fit_into(p: torch.Tensor, v: torch.Tensor, alpha: torch.Tensor, q: torch.Tensor) -> None:
-    """``alpha = p^2 (1-p) / v - p`` and ``beta = alpha (1-p) / p``, written over ``v``."""
-    torch.neg(p, out=q).add_(1.0)  # 1 - p
-    torch.mul(p, p, out=alpha).mul_(q).div_(v).sub_(p)
-    torch.mul(alpha, q, out=v).div_(p)  # = (1/p - 1) alpha; 1/p - 1 would lose digits as p -> 1
-
-
-def log_beta_function(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``log B(a, b)`` from lgamma (float64 in, float64 out)."""
-    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
-
-
-def floored_log_beta_function(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``log(B(a, b) + 1e-32)`` as the public BalEnt reference code computes it (floor ~ -73.7)."""
-    return torch.log(torch.exp(log_beta_function(a, b)) + REF_BETA_FN_EPS)
-
-
-def beta_entropy(a: torch.Tensor, b: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
-    """Differential entropy of Beta(a, b), computed in float64 (a, b > 0; broadcast together).
-
-    ``log B(a, b) - (a-1) psi(a) - (b-1) psi(b) + (a+b-2) psi(a+b)``, evaluated without the
-    cancellation of its large terms (see ``strategies.beta_kernel``). With ``floored=True`` the
-    log Beta function is the reference code's floored one (``floored_log_beta_function``),
-    evaluated as that code does. Callers mask invalid fits themselves.
-    """
-    a, b = torch.broadcast_tensors(a.to(torch.float64), b.to(torch.float64))
-    flat_a, flat_b = a.reshape(-1).contiguous(), b.reshape(-1).contiguous()
-    ws = Workspace(flat_a.numel(), a.device)
-    h = torch.empty_like(flat_a)
-    _beta_entropy_into(flat_a, flat_b, h, ws, floored)
-    return h.reshape(a.shape)
-
-
-def _beta_entropy_into(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor, ws: Workspace,
-                       floored: bool) -> None:
-    if not floored:
-        return beta_entropy_into(a, b, h, ws)
-    n = a.numel()
-    psi_a, psi_b, psi_s = digammas_into(a, b, ws)
-    s, tmp = ws("s", n), ws("g", n)
-    # log(B(a, b) + 1e-32) with B from exp(lgamma(a) + lgamma(b) - lgamma(a+b)), as the
-    # reference code computes it (floored_log_beta_function)
-    torch.lgamma(a, out=h).add_(torch.lgamma(b, out=tmp)).sub_(torch.lgamma(s, out=tmp))
-    h.exp_().add_(REF_BETA_FN_EPS).log_()
-    h.sub_(torch.sub(a, 1.0, out=tmp).mul_(psi_a))
-    h.sub_(torch.sub(b, 1.0, out=tmp).mul_(psi_b))
-    h.add_(torch.sub(s, 2.0, out=tmp).mul_(psi_s))
-
-
-def _posterior_term_block(mean: torch.Tensor, var: torch.Tensor, floored: bool,
-                          ws: Workspace) -> torch.Tensor:
-    """``posterior_term`` of one block: ``[C, P]`` in, ``[P]`` float64 out."""
-    n, shape = mean.numel(), mean.shape
-    p = ws("p", n).view(shape).copy_(mean).clamp_(min=FIT_FLOOR).view(-1)
-    beta = ws("v", n).view(shape).copy_(var).clamp_(min=FIT_FLOOR).view(-1)
-    alpha = ws("alpha", n)
-    _fit_into(p, beta, alpha, ws("q", n))
-    tolerance = torch.mul(p, FIT_TOLERANCE, out=ws("tolerance", n))
-    valid = torch.gt(alpha, tolerance, out=ws("valid", n, torch.bool))
-    valid.logical_and_(torch.gt(beta, 0.0, out=ws("beta_ok", n, torch.bool)))
-    invalid = valid.logical_not_()  # these classes contribute 0
-    # Invalid fits get a harmless stand-in Beta(2, 1) so that no NaN is ever computed.
-    a = alpha.add_(1.0).masked_fill_(invalid, 2.0)
-    b = beta.masked_fill_(invalid, 1.0)
-    h = ws("h", n)
-    _beta_entropy_into(a, b, h, ws, floored)
-    return p.mul_(h).clamp_(max=0.0).masked_fill_(invalid, 0.0).view(shape).sum(0)
-
-
-def posterior_term(mean: torch.Tensor, var: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
-    """BalEnt's ``S = sum_c min(0, p_c h_c)`` with h_c the entropy of Beta(alpha_c + 1, beta_c).
-
-    Classes with an invalid moment fit contribute 0. float64. # [..., C, H, W] -> [..., H, W]
-    Evaluated in blocks of pixels with reused buffers, so the float64 temporaries neither
-    scale with the image nor cost an allocation per operation.
-    """
-    if mean.shape != var.shape or mean.dim() < 3:
-        raise ValueError(f"mean and variance must share a [..., C, H, W] shape, got "
-                         f"{tuple(mean.shape)} and {tuple(var.shape)}")
-    c = mean.shape[CLASS_DIM]
-    spatial = mean.shape[:-3] + mean.shape[-2:]
-    mean3 = mean.reshape(-1, c, mean.shape[-2] * mean.shape[-1])  # [B, C, P]
-    var3 = var.reshape(mean3.shape)
-    out = torch.empty(mean3.shape[0], mean3.shape[2], dtype=torch.float64, device=mean.device)
-    block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
-    step = max(1, block // max(c, 1))
-    ws = Workspace(c * min(step, mean3.shape[2]), mean.device)
-    for image in range(mean3.shape[0]):
-        for start in range(0, mean3.shape[2], step):
-            cols = slice(start, start + step)
-            out[image, cols] = _posterior_term_block(mean3[image, :, cols], var3[image, :, cols],
-                                                     floored, ws)
-    return out.reshape(spatial)
+def posterior_term_parts_of(post: PixelPosterior, *, floored: bool = False) -> PosteriorTerm:
+    """``posterior_term_parts`` of a posterior, computed once per posterior and floor setting."""
+    return post.derived(("posterior_term", floored),
+                        lambda: posterior_term_parts(post.mean, post.variance, floored=floored))
 
 
 def posterior_term_of(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
-    """``posterior_term`` of a posterior, computed once per posterior and floor setting."""
-    return post.derived(("posterior_term", floored),
-                        lambda: posterior_term(post.mean, post.variance, floored=floored))
+    """``posterior_term`` of a posterior (shares ``posterior_term_parts_of``'s cached parts)."""
+    return posterior_term_parts_of(post, floored=floored).value
 
 
 def balanced_entropy(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
-    """BalEnt = (S + H) / (H + log 2), float64. # [..., H, W]"""
+    """BalEnt = (S + H) / (H + log 2), float64; -inf at saturated pixels. # [..., H, W]"""
     h = post.predictive_entropy.to(torch.float64)
     return (posterior_term_of(post, floored=floored) + h) / (h + LOG_2)
 
@@ -167,20 +63,57 @@ def balent_acquisition(balent: torch.Tensor) -> torch.Tensor:
     """Acquisition value from BalEnt: 1/BalEnt if positive, BalEnt if negative, -inf otherwise.
 
     So every positive-BalEnt pixel ranks before every negative one; degenerate pixels
-    (BalEnt exactly 0, as for a one-hot posterior, or non-finite) rank last.
+    (BalEnt exactly 0, as for a one-hot posterior, or non-finite, as for a saturated one)
+    rank last.
     """
     finite = torch.isfinite(balent)
     ranked = torch.where(balent > 0, 1.0 / balent, balent)
     return torch.where(finite & (balent != 0), ranked, torch.full_like(balent, float("-inf")))
 
 
+# Per-pixel regime of BalEnt (``balent_regime``); REGIME_NAMES[code] names each code.
+POSITIVE, NEGATIVE, SATURATED, DEGENERATE = 0, 1, 2, 3
+REGIME_NAMES = ("positive", "negative", "saturated", "degenerate")
+
+
+def balent_regime(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
+    """Which branch of BalEnt's acquisition each pixel falls in, as int8 codes. # [..., H, W]
+
+    ``SATURATED``: the dominant class is past the variance clamp, BalEnt = -inf (see
+    ``posterior_term_parts``); otherwise ``DEGENERATE``: no class has a valid Beta fit (BalEnt =
+    H / (H + log 2) carries no posterior term, whatever its sign), or BalEnt is 0 or NaN;
+    otherwise ``POSITIVE`` or ``NEGATIVE`` by the sign of the finite BalEnt. Uses the posterior
+    term cached on ``post``: free once a BalEnt strategy (same ``floored``) has scored it.
+    """
+    parts = posterior_term_parts_of(post, floored=floored)
+    # the sign of BalEnt = (S + H) / (H + log 2) is the sign of S + H (H >= 0)
+    mjent = parts.finite + post.predictive_entropy.to(torch.float64)
+    regime = torch.full(mjent.shape, DEGENERATE, dtype=torch.int8, device=mjent.device)
+    regime.masked_fill_(parts.fitted & (mjent > 0), POSITIVE)
+    regime.masked_fill_(parts.fitted & (mjent < 0), NEGATIVE)
+    return regime.masked_fill_(parts.saturated, SATURATED)
+
+
+def top_class_std(post: PixelPosterior) -> torch.Tensor:
+    """MC standard deviation of each pixel's top class (the argmax of the mean). # [..., H, W]
+
+    In the posterior's dtype, one value per pixel (so the pool's median is one ``median`` call).
+    """
+    top = post.mean.max(CLASS_DIM, keepdim=True).indices  # (argmax over dim -3 is ~5x slower)
+    return post.variance.gather(CLASS_DIM, top).squeeze(CLASS_DIM).clamp(min=0.0).sqrt()
+
+
 def decomposition(post: PixelPosterior) -> dict[str, torch.Tensor]:
     """Per-pixel uncertainty split: epistemic (BALD), aleatoric (E) and posterior (MJEnt = S + H).
 
     Each value has shape ``[..., H, W]``; MJEnt uses the exact (not the floored) BalEnt math.
+    The record averages these maps over a pool, so MJEnt stays finite: at a saturated pixel
+    (S = -inf, see ``posterior_term_parts``) it is H plus the finite part of S, i.e. the
+    dominant class's diverging term is left out, as an invalid fit's would be
+    (``balent_regime`` counts such pixels).
     """
     epistemic = bald(post.predictive_entropy, post.expected_entropy)
-    mjent = posterior_term_of(post) + post.predictive_entropy.to(torch.float64)
+    mjent = posterior_term_parts_of(post).finite + post.predictive_entropy.to(torch.float64)
     return dict(epistemic=epistemic, aleatoric=post.expected_entropy, posterior=mjent)
 
 

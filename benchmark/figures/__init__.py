@@ -16,18 +16,22 @@
   uncertainty over the unlabelled pool, each relative to its cycle-0 value
   (``relative_to_first``), and mIoU against the cycle; one line per strategy (mean over seeds),
   same colours as the learning curves.
+- ``query_diagnostics_{dataset}_{model}.png``: the class entropy, rare-class share and spread of
+  the clicks each cycle selected, and mIoU, against the cycle (tables with those columns only).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.figures.common import read_cycles, slug
+from benchmark.figures.common import read_cycles, slug, with_arm_labels
 from benchmark.figures.curves import learning_curves
-from benchmark.figures.decomposition import UNCERTAINTY_PANELS, relative_to_first, uncertainty_decomposition  # noqa: F401
+from benchmark.figures.cycle_panels import relative_to_first  # noqa: F401  (public)
+from benchmark.figures.decomposition import UNCERTAINTY_PANELS, uncertainty_decomposition
 from benchmark.figures.maps import choose_maps, uncertainty_maps
+from benchmark.figures.queries import QUERY_COLUMNS, query_diagnostics
 from benchmark.leaderboard import leaderboard
 
-UNCERTAINTY_COLUMNS = tuple(column for column, _ in UNCERTAINTY_PANELS)
+UNCERTAINTY_COLUMNS = tuple(p.column for p in UNCERTAINTY_PANELS if p.relative)
 
 
 def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
@@ -40,7 +44,8 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
     results_dir = Path(results_dir)
     cycles = read_cycles(results_dir)
     maps = choose_maps(results_dir, cycle)  # a bad --cycle fails before anything is written
-    board = leaderboard(cycles)
+    board = with_arm_labels(leaderboard(cycles))
+    cycles = with_arm_labels(cycles)
     out, paths = results_dir / "figures", []
     for (dataset, model), block in cycles.groupby(["dataset", "model"], sort=True):
         dm_board = board[(board["dataset"] == dataset) & (board["model"] == model)]
@@ -48,6 +53,8 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
         paths.append(learning_curves(block, dm_board, out / f"learning_curves_{name}.png"))
         if len(dm_board) and set(UNCERTAINTY_COLUMNS) <= set(block.columns):
             paths.append(uncertainty_decomposition(block, dm_board, out / f"uncertainty_decomposition_{name}.png"))
+        if len(dm_board) and set(QUERY_COLUMNS) <= set(block.columns) and block[QUERY_COLUMNS].notna().any().any():
+            paths.append(query_diagnostics(block, dm_board, out / f"query_diagnostics_{name}.png"))
     for dataset, model, k, rows in maps:
         paths.append(uncertainty_maps(dataset, model, k, rows,
                                       out / f"uncertainty_maps_{slug(dataset)}_{slug(model)}_cycle{k}.png"))

@@ -13,8 +13,8 @@ import pandas as pd  # noqa: E402
 
 from benchmark.errors import UsageError  # noqa: E402
 from benchmark.fileio import write_bytes_atomic  # noqa: E402
-from benchmark.leaderboard import t_interval  # noqa: E402
-from benchmark.records import SUPERVISED  # noqa: E402
+from benchmark.records import SUPERVISED, arm_label  # noqa: E402
+from benchmark.statistics import t_interval  # noqa: E402
 from benchmark.tables import read_cycles_csv  # noqa: E402
 
 DPI = 120
@@ -26,11 +26,30 @@ STRATEGY_STYLE = {  # fixed colours, so a strategy looks the same in every figur
 EXTRA_COLOURS = ["#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39"]
 
 
-def style(strategy: str, known: list[str]) -> tuple[str, str]:
+SELECTION_MARKERS = {"spread": "*", "pixelpick": "d"}
+
+
+def style(arm: str, known: list[str]) -> tuple[str, str, str]:
+    """(colour, marker, line style) of an arm label (``benchmark.records.arm_label``): the colour
+    is its strategy's, a non-default selector gets its own marker and a dashed line."""
+    strategy, _, selection = arm.partition(" + ")
+    bases = sorted({k.partition(" + ")[0] for k in known} - set(STRATEGY_STYLE))
     if strategy in STRATEGY_STYLE:
-        return STRATEGY_STYLE[strategy]
-    extras = sorted(s for s in known if s not in STRATEGY_STYLE)
-    return EXTRA_COLOURS[extras.index(strategy) % len(EXTRA_COLOURS)], "o"
+        colour, marker = STRATEGY_STYLE[strategy]
+    else:
+        colour, marker = EXTRA_COLOURS[bases.index(strategy) % len(EXTRA_COLOURS)] if strategy in bases \
+            else EXTRA_COLOURS[0], "o"
+    if selection:
+        return colour, SELECTION_MARKERS.get(selection, "h"), "--"
+    return colour, marker, "-"
+
+
+def with_arm_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its strategy column replaced by the arm label (strategy + selector)."""
+    if "selection" not in frame.columns:
+        return frame
+    labels = [arm_label(s, sel) for s, sel in zip(frame["strategy"], frame["selection"])]
+    return frame.assign(strategy=labels)
 
 
 def slug(text: str) -> str:

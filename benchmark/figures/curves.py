@@ -99,12 +99,13 @@ def learning_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Pat
     ranked = board.set_index("strategy")
     for name in names:
         curve = stats[stats["strategy"] == name].sort_values("fraction")
-        colour, marker = style(name, names)
+        colour, marker, line = style(name, names)
         row = ranked.loc[name]
         ci = f" ± {row['aulc_ci95']:.1f}" if pd.notna(row["aulc_ci95"]) else " (1 seed)"
         tied = f" {TIED_MARKER}" if row["rank"] != 1 and _is_true(row["tied_with_best"]) else ""
         label = f"{int(row['rank'])}. {name}{tied}: {row['aulc_mean']:.1f}{ci}"
-        ax.plot(curve["fraction"], curve["mean"], color=colour, marker=marker, markersize=5, lw=1.8, label=label)
+        ax.plot(curve["fraction"], curve["mean"], color=colour, marker=marker, markersize=5, lw=1.8, ls=line,
+                label=label)
         band = curve[curve["n"] >= 2]
         if len(band):
             ax.fill_between(band["fraction"], band["mean"] - band["half"], band["mean"] + band["half"],

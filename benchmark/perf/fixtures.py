@@ -65,7 +65,8 @@ def acquisition_spec(device: str, mc_samples: int, batch_size: int, pixels_per_i
                    cycles=2, pixels_per_image=pixels_per_image, mc_samples=mc_samples,
                    train_iters=1, batch_size=batch_size, device=device, retrain="scratch",
                    oracle="ground-truth", out="", pretrained=None, amp=False, map_images=0,
-                   map_strategies=(), preset_digest="")
+                   map_strategies=(), preset_digest="", selection="topn", mc_dropout_rate=0.1,
+                   mc_dropout_mask="channel", void_clicks="spend", record_pixels=0)
 
 
 @dataclass

@@ -8,9 +8,10 @@ from rich.table import Table
 
 from benchmark.logit_resize import padded_size, upsample_bilinear
 from benchmark.mc_dropout import (
+    dropout_layer,
     dropout_masks,
     features_before_classifier,
-    head_dropout_p,
+    head_dropout,
     masked_classifier,
     mc_posteriors,
 )
@@ -40,7 +41,16 @@ def compare_paths(model, batch, m: int, repeats: int, device) -> dict:
                  max(1, (repeats + 1) // 2), device)
     diff = max_difference(mc_posteriors(model, batch, m, _generator(device)),
                           mc_posteriors(model, batch, m, _generator(device), full_network=True))
-    return dict(features=features.median, fast=fast.median, full=full.median, diff=diff)
+    channel_layer = model.decode_head.dropout
+    model.decode_head.dropout = dropout_layer(head_dropout(model.decode_head)[0] or 0.1, "element")
+    try:  # the same head with an element-wise mask (one keep/drop per channel and pixel)
+        element = timed(lambda: mc_posteriors(model, batch, m, _generator(device)), repeats, device)
+        element_diff = max_difference(mc_posteriors(model, batch, m, _generator(device)),
+                                      mc_posteriors(model, batch, m, _generator(device), full_network=True))
+    finally:
+        model.decode_head.dropout = channel_layer
+    return dict(features=features.median, fast=fast.median, full=full.median, diff=diff,
+                element=element.median, element_diff=element_diff)
 
 
 def section_mc(args, console, bandwidth: float) -> None:
@@ -49,7 +59,8 @@ def section_mc(args, console, bandwidth: float) -> None:
                   f"of {args.height}x{args.width}, {args.classes} classes, median of {args.repeats}")
     table = Table(title="1. MC dropout: last layer vs full network")
     for column in ("model", "1 forward pass", "last-layer MC", "full-network MC", "speed-up",
-                   f"goal >= 0.7m = {0.7 * m:.1f}", "per sample: head / full pass", "max |diff| of stats"):
+                   f"goal >= 0.7m = {0.7 * m:.1f}", "per sample: head / full pass", "max |diff| of stats",
+                   "last-layer MC, element masks", "element / channel", "element: max |diff|"):
         table.add_column(column, justify="left" if column == "model" else "right")
     pool = RandomPool(args.batch_size, args.height, args.width)
     batch = pool.batch(range(args.batch_size))
@@ -64,11 +75,14 @@ def section_mc(args, console, bandwidth: float) -> None:
                       f"{r['full'] * 1e3:.1f} ms", f"{speedup:.1f}x",
                       "met" if speedup >= 0.7 * m else "not met",
                       f"{(r['fast'] - r['features']) / m * 1e3:.2f} / {r['full'] / m * 1e3:.2f} ms",
-                      f"{r['diff']:.1e}")
+                      f"{r['diff']:.1e}", f"{r['element'] * 1e3:.1f} ms", f"{r['element'] / r['fast']:.2f}x",
+                      f"{r['element_diff']:.1e}")
     console.print(table)
     console.print("  full-network MC = m complete mmseg predict() passes (every dropout layer active, "
                   "the head's masks identical to the last-layer path's), folded by "
-                  "strategies.PosteriorAccumulator; max |diff| compares the two paths' statistics.")
+                  "strategies.PosteriorAccumulator; max |diff| compares the two paths' statistics. Element "
+                  "masks: the same head with one keep/drop per channel and pixel (nn.Dropout) instead of per "
+                  "channel (Dropout2d): the mask can no longer fold into the classifier's weights.")
     console.print(head_breakdown(first, batch, args, bandwidth))
 
 
@@ -82,7 +96,7 @@ def head_breakdown(model, batch, args, bandwidth: float) -> Table:
     feat = features_before_classifier(model, inputs)
     size = padded_size(metas, inputs)
     g = _generator(device)
-    logits = masked_classifier(head.conv_seg, feat, dropout_masks(feat, head_dropout_p(head), g))
+    logits = masked_classifier(head.conv_seg, feat, dropout_masks(feat, head_dropout(head)[0], g))
     up = upsample_bilinear(logits, size, head.align_corners)
     elements = up.numel()
     stats = SoftmaxStatistics()
@@ -92,10 +106,10 @@ def head_breakdown(model, batch, args, bandwidth: float) -> Table:
     copy_s = timed(lambda: scratch.copy_(up), repeats, device).median
     rows = [
         ("dropout mask + 1x1 classifier at feature resolution (masked weights, one GEMM)",
-         lambda: masked_classifier(head.conv_seg, feat, dropout_masks(feat, head_dropout_p(head), g)),
+         lambda: masked_classifier(head.conv_seg, feat, dropout_masks(feat, head_dropout(head)[0], g)),
          (feat.numel() + logits.numel()) * 4),
         ("  same as conv_seg(feat * mask) (before)",
-         lambda: head.conv_seg(feat * dropout_masks(feat, head_dropout_p(head), g)),
+         lambda: head.conv_seg(feat * dropout_masks(feat, head_dropout(head)[0], g)),
          (feat.numel() + logits.numel()) * 4),
         ("bilinear resize to the padded input (separable lerp on CPU)",
          lambda: upsample_bilinear(logits, size, head.align_corners, out=scratch), elements * 4),

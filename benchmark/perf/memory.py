@@ -37,7 +37,7 @@ def measure(args) -> dict:
     from benchmark.acquisition import acquire
     from benchmark.labels import LabelStore
     from benchmark.perf.fixtures import RandomPool, acquisition_spec, load_model
-    from strategies import build_strategy
+    from strategies import build_selector, build_strategy
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,7 +55,7 @@ def measure(args) -> dict:
     else:
         reset_peak_rss()
         base = _status_kib("VmRSS") * 1024
-    result = acquire(model, pool, store, strategy, spec, cycle=1)
+    result = acquire(model, pool, store, strategy, build_selector("topn"), spec, cycle=1)
     if cuda:
         torch.cuda.synchronize(args.device)
         peak = torch.cuda.max_memory_allocated(args.device)

@@ -6,9 +6,9 @@
 - streaming: the m MC samples (float32 [C, H, W], as the MC-dropout heads produce them) are fed
   to ``PosteriorAccumulator`` one at a time, each generated just before it is added and dropped
   after; then ``finalize()`` and ``strategy.score(post)``.
-- reference: all m samples stacked into ``[m, C, H, W]``, converted to float64, and the formulas
-  of method.md applied plainly to the full tensor (written out below, independent of
-  ``strategies/``): mean, unbiased variance, H and E, then the strategy's score.
+- reference: all m samples stacked into ``[m, C, H, W]``, converted to float64, and the method's
+  formulas applied plainly to the full tensor (written out in ``scoring_reference.py``,
+  independent of ``strategies/``): mean, unbiased variance, H and E, then the strategy's score.
 
 Time: best of ``--repeats``; generating the samples is not timed. Peak memory: the growth of the
 peak resident set (VmHWM, reset through /proc/self/clear_refs) over the resident set before the
@@ -25,191 +25,19 @@ import argparse
 import json
 import math
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from benchmark.perf.scoring_measure import measure, measure_in_fresh_process, worker
+
 BUILTIN = ["random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"]
-ROOT = Path(__file__).resolve().parents[2]
 MIB = 2.0 ** 20
 GOAL_SPEEDUP = 3.0
 
 
-# ---- synthetic MC-dropout samples -------------------------------------------------------------
-class Samples:
-    """Sample k is softmax(base + noise_k) over C classes, float32, from seeded generators only."""
-
-    def __init__(self, classes: int, height: int, width: int, device: str, seed: int = 0) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.shape, self.device, self.seed = (classes, height, width), device, seed
-        self.base = (3.0 * torch.randn(self.shape, generator=g)).to(device)  # [C, H, W] logits
-
-    def __call__(self, k: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + k + 1)
-        noise = torch.randn(self.shape, generator=g).to(self.device)
-        return torch.softmax(self.base + noise, dim=0)  # [C, H, W] float32
-
-
-# ---- the plain float64 reference --------------------------------------------------------------
-def reference_scores(name: str, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Scores [H, W] of strategy ``name`` from the stacked samples ``probs`` [m, C, H, W]."""
-    p = probs.to(torch.float64)
-    m = p.shape[0]
-    mean = p.mean(0)  # [C, H, W]
-    var = p.var(0, correction=1) if m > 1 else torch.zeros_like(mean)
-    big_h = -torch.special.xlogy(mean, mean).sum(0)  # [H, W]
-    big_e = -torch.special.xlogy(p, p).sum(1).mean(0)  # [H, W]
-    shape = tuple(big_h.shape)
-    if name == "random":
-        return torch.rand(shape, generator=generator, dtype=torch.float64).to(p.device)
-    if name == "entropy":
-        return big_h
-    if name == "margin":
-        top2 = mean.topk(2, dim=0).values
-        return top2[1] - top2[0]
-    bald = (big_h - big_e).clamp(min=1e-9)
-    if name == "bald":
-        return bald
-    if name == "pbald":
-        u = torch.rand(shape, generator=generator, dtype=torch.float64).to(p.device)
-        return torch.log(bald) - torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
-    if name in ("balent", "balent_ref"):
-        return _reference_balent(mean, var, big_h, floored=name == "balent_ref")
-    raise KeyError(f"no reference for strategy {name!r}")
-
-
-def _reference_balent(mean: torch.Tensor, var: torch.Tensor, big_h: torch.Tensor,
-                      floored: bool) -> torch.Tensor:
-    """method.md steps 1-6, straight from the formula (log B from lgamma; float64)."""
-    p, v = mean.clamp(min=1e-9), var.clamp(min=1e-9)
-    alpha = p * p * (1 - p) / v - p
-    beta = (1 / p - 1) * alpha
-    valid = (alpha > 1e-12 * p) & (beta > 0)  # invalid, or at the Beta's variance limit up to rounding
-    a, b = torch.where(valid, alpha, 1.0), torch.where(valid, beta, 1.0)
-    log_b = torch.lgamma(a + 1) + torch.lgamma(b) - torch.lgamma(a + b + 1)
-    if floored:  # the public reference code: log(B + 1e-32)
-        log_b = torch.log(torch.exp(log_b) + 1e-32)
-    h = (log_b - a * torch.digamma(a + 1) - (b - 1) * torch.digamma(b)
-         + (a + b - 1) * torch.digamma(a + b + 1))
-    s = torch.where(valid, torch.clamp(p * h, max=0.0), 0.0).sum(0)
-    balent = (s + big_h) / (big_h + math.log(2))
-    score = torch.where(balent > 0, 1 / balent, balent)
-    return torch.where(torch.isfinite(balent) & (balent != 0), score, -math.inf)
-
-
-# ---- one measurement --------------------------------------------------------------------------
-def _status_bytes(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    return int(match.group(1)) * 1024 if match else 0
-
-
-class PeakMemory:
-    """Peak memory growth from ``start()`` to ``peak()``: VmHWM on the CPU, CUDA allocator stats."""
-
-    def __init__(self, device: str) -> None:
-        self.cuda = torch.device(device).type == "cuda"
-        self.base = 0
-
-    def start(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: VmHWM := VmRSS
-            self.base = _status_bytes("VmRSS")
-        except OSError:  # no reset: the growth over the earlier peak (an underestimate)
-            self.base = _status_bytes("VmHWM")
-
-    def peak(self) -> int:
-        if self.cuda:
-            torch.cuda.synchronize()
-            return torch.cuda.max_memory_allocated() - self.base
-        return max(0, _status_bytes("VmHWM") - self.base)
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _streaming(name: str, samples: Samples, m: int, device: str) -> tuple[float, torch.Tensor]:
-    from strategies import PosteriorAccumulator, build_strategy
-
-    strategy = build_strategy(name)
-    acc, seconds = PosteriorAccumulator(), 0.0
-    for k in range(m):
-        p = samples(k)  # generated outside the timed region
-        _sync(device)
-        start = time.perf_counter()
-        acc.add(p)
-        _sync(device)
-        seconds += time.perf_counter() - start
-        del p
-    start = time.perf_counter()
-    scores = strategy.score(acc.finalize(), generator=torch.Generator().manual_seed(0))
-    _sync(device)
-    return seconds + time.perf_counter() - start, scores
-
-
-def _reference(name: str, probs: torch.Tensor, device: str) -> tuple[float, torch.Tensor]:
-    _sync(device)
-    start = time.perf_counter()
-    scores = reference_scores(name, probs, torch.Generator().manual_seed(0))
-    _sync(device)
-    return time.perf_counter() - start, scores
-
-
-def measure(path: str, name: str, m: int, cfg: dict) -> dict:
-    """Best time of ``cfg["repeats"]`` runs and the peak memory growth of one (path, strategy)."""
-    samples = Samples(cfg["classes"], cfg["height"], cfg["width"], cfg["device"])
-    warm = Samples(cfg["classes"], 8, 8, cfg["device"])  # first-call allocations not counted
-    _streaming(name, warm, 2, cfg["device"])
-    _reference(name, torch.stack([warm(0), warm(1)]), cfg["device"])
-    memory = PeakMemory(cfg["device"])
-    memory.start()
-    times, scores = [], None
-    probs = torch.stack([samples(k) for k in range(m)]) if path == "reference" else None
-    for _ in range(cfg["repeats"]):
-        seconds, scores = (_streaming(name, samples, m, cfg["device"]) if path == "streaming"
-                           else _reference(name, probs, cfg["device"]))
-        times.append(seconds)
-    return dict(path=path, strategy=name, m=m, seconds=min(times), times=times,
-                peak_bytes=memory.peak(), scores=scores.cpu())
-
-
-def measure_in_fresh_process(path: str, name: str, m: int, cfg: dict, scratch: Path) -> dict:
-    """``measure`` in a new interpreter (its peak memory is not inflated by anything earlier)."""
-    out = scratch / f"{path}_{name}_{m}.pt"
-    job = json.dumps(dict(path=path, strategy=name, m=m, cfg=cfg, out=str(out)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.run([sys.executable, "-m", "benchmark.perf.strategy_scoring", "--worker", job],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"measurement {path}/{name}/m={m} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["scores"] = torch.load(out)
-    return result
-
-
-def _worker(job_text: str) -> int:
-    job = json.loads(job_text)
-    if job["cfg"]["threads"]:
-        torch.set_num_threads(job["cfg"]["threads"])
-    result = measure(job["path"], job["strategy"], job["m"], job["cfg"])
-    torch.save(result.pop("scores"), job["out"])
-    print(json.dumps(result))
-    return 0
-
-
-# ---- the report -------------------------------------------------------------------------------
 def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     """Largest |a - b| / |b| over pixels finite in both (inf when finiteness differs)."""
     a, b = a.double(), b.double()
@@ -344,7 +172,7 @@ def _load_average() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
-        return _worker(args.worker)
+        return worker(args.worker)
     from rich.console import Console
 
     console = Console() if sys.stdout.isatty() else Console(width=110)

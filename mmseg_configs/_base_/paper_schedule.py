@@ -5,7 +5,11 @@
 # (mmseg's 4 GPUs x 2 images, on one device). Chosen here, not stated either: 10 cycles, m = 20 MC
 # samples, 3 seeds, 4000 iterations per cycle (8000 on Cityscapes and ADE20K, in their files).
 active_learning = dict(cycles=10, pixels_per_image=5, mc_samples=20, seeds=[0, 1, 2], map_images=4,
-                       map_strategies=['balent', 'bald', 'pbald', 'entropy'])
+                       map_strategies=['balent', 'bald', 'pbald', 'entropy'],
+                       # the head's dropout at training and MC inference (see docs/mc_dropout.md)
+                       mc_dropout=dict(rate=0.1, mask='channel'),
+                       selection='topn', selector_params=dict(pixelpick=dict(q=0.05), spread=dict(r=8)),
+                       void_clicks='spend')
 
 schedule = dict(
     iters=4000,

@@ -70,8 +70,8 @@ def test_leaderboard_command_rebuilds_and_prints_the_table(cli, reference):
     proc = cli("leaderboard", "--results", reference)
     assert (reference / "leaderboard.csv").read_bytes() == written  # same bytes as `run` wrote
     board = pd.read_csv(reference / "leaderboard.csv")
-    assert list(board.columns[:10]) == ["dataset", "model", "strategy", "n_seeds", "aulc_mean", "aulc_ci95",
-                                        "final_miou_mean", "final_miou_ci95", "pct_of_supervised", "rank"]
+    assert list(board.columns[:11]) == ["dataset", "model", "strategy", "selection", "n_seeds", "aulc_mean",
+                                        "aulc_ci95", "final_miou_mean", "final_miou_ci95", "pct_of_supervised", "rank"]
     assert sorted(board["strategy"]) == ["balent", "random"] and (board["n_seeds"] == 2).all()
     assert board["aulc_ci95"].notna().all() and board["pct_of_supervised"].notna().all()
     assert sorted(board["rank"]) in ([1, 2], [1, 1])
@@ -82,6 +82,7 @@ def test_plot_command_writes_valid_figures(cli, reference):
     proc = cli("plot", "--results", reference)
     figures = sorted((reference / "figures").glob("*.png"))
     assert [p.name for p in figures] == ["learning_curves_synthetic_deeplabv3plus.png",
+                                         "query_diagnostics_synthetic_deeplabv3plus.png",
                                          "uncertainty_decomposition_synthetic_deeplabv3plus.png",
                                          "uncertainty_maps_synthetic_deeplabv3plus_cycle1.png"]
     for path in figures:

@@ -1,5 +1,7 @@
 """Last-layer MC dropout (features cached, m classifier passes) against m full mmseg forward passes
 under the same dropout masks, on the real tiny mmseg models."""
+from contextlib import contextmanager
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,7 @@ from benchmark.logit_resize import upsample_bilinear
 from benchmark.perf.fixtures import RandomPool, acquisition_spec, load_model
 from benchmark.seeds import derive_seed
 from benchmark.softmax_stats import SoftmaxStatistics
-from strategies import PosteriorAccumulator, build_strategy
+from strategies import PosteriorAccumulator, build_selector, build_strategy
 from strategies.uncertainty import decomposition
 
 pytestmark = pytest.mark.integration
@@ -43,21 +45,35 @@ def make_batch(height=70, width=100, n=2, **meta):
     return batch
 
 
-@pytest.fixture
-def fixed_masks(monkeypatch, model):
-    """Every dropout mask comes from one fixed list (p = 0.5), whichever path asks for it."""
-    channels = model.decode_head.conv_seg.in_channels
-    g = torch.Generator().manual_seed(11)
-    masks = [(torch.rand(2, channels, 1, 1, generator=g) >= 0.5).float() * 2.0 for _ in range(4)]
+@pytest.fixture(params=mc.MASKS)
+def fixed_masks(request, monkeypatch, model):
+    """Every dropout mask comes from one fixed cycle of four (p = 0.5, channel- or element-wise),
+    whichever path asks for it; the head trains and samples with that mask kind."""
+    kind = request.param
     drawn = []
 
-    def next_mask(feat, p, generator):
-        mask = masks[len(drawn) % len(masks)]
-        drawn.append(mask)
-        return mask.to(feat.dtype)
+    def next_mask(feat, p, generators, mask="channel"):
+        assert mask == kind
+        g = torch.Generator().manual_seed(11 + len(drawn) % 4)
+        shape = feat.shape[:2] + ((1, 1) if kind == "channel" else tuple(feat.shape[2:]))
+        drawn.append((torch.rand(shape, generator=g) >= 0.5).to(feat.dtype) * 2.0)
+        return drawn[-1]
 
     monkeypatch.setattr(mc, "dropout_masks", next_mask)
-    return drawn
+    with head_dropout_set(model, 0.5, kind):
+        yield drawn
+
+
+@contextmanager
+def head_dropout_set(model, rate, kind):
+    """The head's dropout layer swapped for the run's (pytest's monkeypatch would delete a
+    submodule on undo: nn.Module keeps them outside the instance __dict__)."""
+    original = model.decode_head.dropout
+    model.decode_head.dropout = mc.dropout_layer(rate, kind)
+    try:
+        yield
+    finally:
+        model.decode_head.dropout = original
 
 
 def run(model, batch, full_network, m=4, **kwargs):
@@ -97,8 +113,8 @@ def test_same_seed_draws_the_same_masks_in_both_paths(model, monkeypatch):
     drawn = {False: [], True: []}
     original = mc.dropout_masks
     for full in (False, True):
-        def record(feat, p, generator, full=full):
-            mask = original(feat, p, generator)
+        def record(feat, p, generator, kind="channel", full=full):
+            mask = original(feat, p, generator, kind)
             drawn[full].append(mask.clone())
             return mask
 
@@ -109,12 +125,48 @@ def test_same_seed_draws_the_same_masks_in_both_paths(model, monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_seeded_masks_give_the_same_statistics(model):
-    assert_same_statistics(run(model, make_batch(), False, m=3), run(model, make_batch(), True, m=3))
+@pytest.mark.parametrize("kind", mc.MASKS)
+def test_seeded_masks_give_the_same_statistics(model, kind):
+    with head_dropout_set(model, 0.3, kind):
+        assert_same_statistics(run(model, make_batch(), False, m=3), run(model, make_batch(), True, m=3))
+
+
+def test_element_masks_differ_between_pixels_of_a_channel_and_channel_masks_do_not():
+    feat = torch.ones(2, 6, 5, 7)
+    element = mc.dropout_masks(feat, 0.5, torch.Generator().manual_seed(0), "element")
+    channel = mc.dropout_masks(feat, 0.5, torch.Generator().manual_seed(0), "channel")
+    assert element.shape == feat.shape and channel.shape == (2, 6, 1, 1)
+    assert all(element[b, c].unique().numel() == 2 for b in range(2) for c in range(6))  # kept and dropped
+    assert set(element.unique().tolist()) == set(channel.unique().tolist()) == {0.0, 2.0}  # scaled by 1/(1-p)
+
+
+def test_each_image_draws_its_masks_from_its_own_generator():
+    feat = torch.ones(2, 4, 3, 3)
+    pair = mc.dropout_masks(feat, 0.5, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+                            "element")
+    alone = mc.dropout_masks(feat[1:], 0.5, [torch.Generator().manual_seed(2)], "element")
+    assert torch.equal(pair[1:], alone)  # image 1's masks do not depend on image 0 being in the batch
+
+
+@pytest.mark.parametrize("rate, kind, layer", [(0.5, "element", torch.nn.Dropout), (0.3, "channel", torch.nn.Dropout2d)])
+def test_the_training_head_uses_the_runs_rate_and_mask(rate, kind, layer):
+    from dataclasses import replace
+
+    from benchmark.training import fresh_model
+
+    class Data:
+        classes = tuple("abcde")
+
+    spec = replace(acquisition_spec("cpu", mc_samples=2, batch_size=1), mc_dropout_rate=rate, mc_dropout_mask=kind)
+    preset = __import__("benchmark.plan", fromlist=["load_preset"]).load_preset(
+        __import__("benchmark.plan", fromlist=["PRESET_DIR"]).PRESET_DIR / "synthetic_fpn.py")
+    head = fresh_model(spec, preset, Data()).decode_head
+    assert type(head.dropout) is layer and head.dropout.p == rate
+    assert mc.head_dropout(head) == (rate, kind)
 
 
 def test_without_dropout_the_mean_is_mmsegs_own_prediction(model, monkeypatch):
-    monkeypatch.setattr(mc, "dropout_masks", lambda feat, p, g: torch.ones(feat.shape[:2] + (1, 1)))
+    monkeypatch.setattr(mc, "dropout_masks", lambda feat, p, g, kind="channel": torch.ones(feat.shape[:2] + (1, 1)))
     batch = make_batch()
     posts = run(model, batch, full_network=False, m=3)
     model.eval()
@@ -141,16 +193,18 @@ def test_acquire_picks_unlabelled_pixels_and_averages_over_them(model):
     labelled = {i: torch.tensor([[0, 0], [5, 7]]).numpy() for i in range(3)}
     store.add(0, labelled, {i: torch.tensor([1, 2]).numpy() for i in range(3)})
     spec = acquisition_spec("cpu", mc_samples=3, batch_size=2, pixels_per_image=4, seed=5)
-    result = acquire(model, pool, store, build_strategy("entropy"), spec, cycle=1)
+    result = acquire(model, pool, store, build_strategy("entropy"), build_selector("topn"), spec, cycle=1)
     assert sorted(result.picks) == [0, 1, 2]
     for picks in result.picks.values():
         assert picks.shape == (4, 2)
         assert not {(0, 0), (5, 7)} & {tuple(p) for p in picks.tolist()}
-    assert set(result.stage_seconds) == {"scoring", "selection", "decomposition"}
+    assert set(result.stage_seconds) == {"scoring", "selection", "record"}
     # the recorded decomposition is the mean over unlabelled pixels of the same posteriors
-    masks = torch.Generator().manual_seed(derive_seed(5, 1, "masks"))
-    total, count = 0.0, 0
+    total, count, first = 0.0, 0, 0
     for batch in pool.pool_loader(2):
+        ids = range(first, first + len(batch["data_samples"]))
+        first += len(ids)
+        masks = [torch.Generator().manual_seed(derive_seed(5, 1, "masks", i)) for i in ids]  # one per image
         for post in mc.mc_posteriors(model, batch, 3, masks):
             value = decomposition(post)["epistemic"].double()
             total += float(value.sum() - value[0, 0] - value[5, 7])
@@ -195,3 +249,43 @@ def test_softmax_statistics_finalize_twice_is_safe():
     assert all(torch.equal(a, b.variance) for a, b in zip(first, second))
     with pytest.raises(RuntimeError, match="finalized"):
         stats.add_logits(torch.zeros(1, 3, 4, 4))
+
+
+def test_void_pixels_are_passed_over_when_the_run_skips_them(model):
+    pool = RandomPool(2, 40, 48, seed=2)
+    store = LabelStore(pool.shapes)
+    spec = acquisition_spec("cpu", mc_samples=3, batch_size=2, pixels_per_image=6, seed=5)
+    random, topn = build_strategy("random"), build_selector("topn")
+    spent = acquire(model, pool, store, random, topn, spec, cycle=1)
+    assert any((picks[:, 1] < 24).any() for picks in spent.picks.values())  # random clicks the left half too
+    left_void = lambda image_id: (torch.arange(48)[None, :] < 24).expand(40, 48)  # noqa: E731
+    skipped = acquire(model, pool, store, random, topn, spec, cycle=1, void_mask=left_void)
+    assert all(len(picks) == 6 and (picks[:, 1] >= 24).all() for picks in skipped.picks.values())
+
+
+def test_selections_do_not_depend_on_how_the_pool_is_batched(model):
+    pool = RandomPool(3, 40, 48, seed=4)
+    store = LabelStore(pool.shapes)
+    picks = {}
+    for batch_size in (1, 3):
+        spec = acquisition_spec("cpu", mc_samples=3, batch_size=batch_size, pixels_per_image=5, seed=2)
+        picks[batch_size] = acquire(model, pool, store, build_strategy("pbald"), build_selector("topn"),
+                                    spec, cycle=1).picks
+    assert all((picks[1][i] == picks[3][i]).all() for i in range(3))
+
+
+def test_each_strategy_draws_its_own_random_numbers():
+    from dataclasses import replace
+
+    from benchmark.acquisition import selection_generator
+
+    spec = acquisition_spec("cpu", mc_samples=2, batch_size=1)
+
+    def draws(strategy, image_id=0, selection="topn"):
+        g = selection_generator(replace(spec, strategy=strategy, selection=selection), 1, image_id)
+        return torch.rand(8, generator=g)
+
+    assert torch.equal(draws("random"), draws("random"))  # reproducible
+    assert not torch.equal(draws("random"), draws("pbald"))  # random and pbald no longer share uniforms
+    assert not torch.equal(draws("random"), draws("random", image_id=1))
+    assert not torch.equal(draws("random"), draws("random", selection="spread"))

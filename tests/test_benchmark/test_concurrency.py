@@ -4,9 +4,9 @@ Workers are started with the ``spawn`` method (a fresh interpreter each, as sepa
 released together by a barrier so that they really overlap.
 """
 import json
-import math
 import multiprocessing as mp
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,20 +20,18 @@ from benchmark.records import CycleRecord
 from benchmark.run_folder import RunFolder
 from benchmark.run_state import FINISHED, INTERRUPTED, RUNNING, RunClaim, check_not_running, run_lock_path
 from benchmark.tables import collect_tables, rebuild_leaderboard, write_tables
+from tests.test_benchmark.test_plan import SPEC
+from tests.test_benchmark.test_records import record
 
 WORKERS, RUNS_PER_WORKER, CYCLES = 3, 2, 3
 
 
 def spec(out, strategy="balent", seed=0) -> RunSpec:
-    return RunSpec(dataset="synthetic", data_root="/data", model="fpn", preset="p.py", preset_digest="d",
-                   strategy=strategy, seed=seed, cycles=CYCLES, pixels_per_image=4, mc_samples=3,
-                   train_iters=6, batch_size=8, device="cpu", retrain="scratch", oracle="ground-truth",
-                   out=str(out), pretrained=None, amp=False, map_images=0, map_strategies=())
+    return replace(SPEC, strategy=strategy, seed=seed, cycles=CYCLES, out=str(out))
 
 
 def _record(strategy, seed, cycle) -> CycleRecord:
-    return CycleRecord("synthetic", "fpn", strategy, seed, cycle, 10 * (cycle + 1), 0.01 * (cycle + 1),
-                       10.0 + cycle + seed, 20.0, 30.0, 0.1, 0.2, math.nan, 1.0, 2.0, 3.0)
+    return record(strategy, seed, cycle, miou=10.0 + cycle + seed)
 
 
 def _table_writer(out, worker, barrier):

@@ -202,9 +202,9 @@ def test_relative_to_first_is_one_at_the_start_and_keeps_up_meaning_more():
 def captured(monkeypatch):
     """The figures as matplotlib objects instead of PNG files."""
     figs = {}
-    from benchmark.figures import curves, decomposition, maps
+    from benchmark.figures import curves, cycle_panels, maps
 
-    for module in (curves, decomposition, maps):
+    for module in (curves, cycle_panels, maps):
         monkeypatch.setattr(module, "save", lambda fig, path: figs.setdefault(path.name, fig) and path)
     return figs
 
@@ -233,7 +233,7 @@ def test_decomposition_has_three_relative_panels_and_miou(tmp_path, captured):
     synthetic_cycles(strategies=["random", "balent"]).to_csv(tmp_path / "cycles.csv", index=False)
     make_figures(tmp_path)
     fig = captured["uncertainty_decomposition_toy_fpn.png"]
-    titles = [ax.get_title() for ax in fig.axes]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["epistemic (BALD)", "aleatoric (expected entropy)", "posterior (MJEnt = S + H)", "mIoU (%)"]
     first = [line.get_ydata()[0] for ax in fig.axes[:3] for line in ax.get_lines() if len(line.get_ydata()) == 6]
     assert first == pytest.approx([1.0] * len(first)) and len(first) == 6  # 2 strategies x 3 panels
@@ -248,3 +248,29 @@ def test_learning_curve_has_a_tick_per_cycle_despite_the_supervised_reference(tm
     fractions = sorted(set(cycles.loc[cycles["strategy"] != "supervised", "labeled_fraction"]))
     assert list(ax.xaxis.get_majorticklocs()) == pytest.approx(fractions)
     assert ax.get_xlim()[1] < 1.0  # the reference is a horizontal line, not a point at fraction 1
+
+
+def test_query_diagnostics_figure_has_the_three_diagnostics_and_miou(tmp_path, captured):
+    cycles = synthetic_cycles(strategies=["random", "balent"])
+    rng = np.random.default_rng(0)
+    for column in ("query_class_entropy", "query_rare_share", "query_spread"):
+        cycles[column] = rng.random(len(cycles))
+    cycles.to_csv(tmp_path / "cycles.csv", index=False)
+    paths = make_figures(tmp_path)
+    assert "query_diagnostics_toy_fpn.png" in [p.name for p in paths]
+    fig = captured["query_diagnostics_toy_fpn.png"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles[-1] == "mIoU (%)" and "spread" in titles[2] and "entropy" in titles[0]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["1. balent", "2. random"]  # balent rises faster
+
+
+def test_decomposition_shows_the_balent_regime_when_recorded(tmp_path, captured):
+    cycles = synthetic_cycles(strategies=["random", "balent"])
+    for column, value in [("balent_positive_share", 0.2), ("balent_negative_share", 0.7),
+                          ("balent_degenerate_share", 0.1), ("top_class_std_median", 0.05)]:
+        cycles[column] = value
+    cycles.to_csv(tmp_path / "cycles.csv", index=False)
+    make_figures(tmp_path)
+    fig = captured["uncertainty_decomposition_toy_fpn.png"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 8 and titles[4].startswith("share with BalEnt > 0") and "MC std" in titles[7]

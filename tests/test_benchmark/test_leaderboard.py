@@ -12,7 +12,8 @@ from scipy import stats
 
 from benchmark.display import print_leaderboard
 from benchmark.errors import UsageError
-from benchmark.leaderboard import LEADERBOARD_COLUMNS, aulc, leaderboard, t_interval
+from benchmark.leaderboard import LEADERBOARD_COLUMNS, leaderboard
+from benchmark.statistics import aulc, t_interval
 from benchmark.tables import read_cycles_csv, rebuild_leaderboard, sync_tables
 
 CYCLE_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle", "labeled_pixels", "labeled_fraction", "miou",
@@ -110,18 +111,26 @@ def test_one_seed_has_nan_intervals_and_a_note():
     assert "1 seed, no interval" in r["note"]
 
 
-def test_final_miou_is_the_last_cycle_of_each_seed():
-    # seed 1 stopped one cycle early: its final is its own last cycle
-    board = leaderboard(table(rows("margin", 0, [10, 20, 30, 40]), rows("margin", 1, [10, 20, 30])))
-    r = row_of(board, "margin")
-    assert r["final_miou_mean"] == pytest.approx(35.0)
-    assert "different cycles" in r["note"]
+def test_every_arm_is_ranked_on_the_span_every_ranked_run_reached():
+    # margin's seed 1 stopped one cycle early: everybody is ranked on cycles 0-2, and it says so
+    board = leaderboard(table(rows("margin", 0, [10, 20, 30, 40]), rows("margin", 1, [10, 20, 30]),
+                              rows("random", 0, [10, 20, 30, 90]), rows("random", 1, [10, 20, 30, 90])))
+    margin, random = row_of(board, "margin"), row_of(board, "random")
+    assert margin["final_miou_mean"] == pytest.approx(30.0) and random["final_miou_mean"] == pytest.approx(30.0)
+    expected_aulc = aulc(FRACTIONS[:3], [10, 20, 30])
+    assert margin["aulc_mean"] == pytest.approx(expected_aulc) and random["aulc_mean"] == pytest.approx(expected_aulc)
+    assert margin["ranked_cycles"] == random["ranked_cycles"] == 3
+    assert "ranked on cycles 0-2" in random["note"] and margin["n_cycles"] == 4
 
 
-def test_pct_of_supervised_uses_mean_supervised_of_same_dataset_model():
-    board = leaderboard(table(rows("random", 0, [10, 20, 30, 40]), supervised(0, 70), supervised(1, 90),
+def test_pct_of_supervised_divides_by_the_same_seed_of_the_same_dataset_model():
+    board = leaderboard(table(rows("random", 0, [10, 20, 30, 40]), rows("random", 1, [10, 20, 30, 60]),
+                              rows("random", 2, [10, 20, 30, 50]), supervised(0, 80), supervised(1, 100),
                               supervised(0, 10, model="other")))
-    assert row_of(board, "random")["pct_of_supervised"] == pytest.approx(100 * 40 / 80)
+    pct = [100 * 40 / 80, 100 * 60 / 100, 100 * 50 / 90]  # seed 2 has no reference: the mean over its seeds
+    r = row_of(board, "random")
+    assert r["pct_of_supervised"] == pytest.approx(np.mean(pct))
+    assert r["pct_of_supervised_ci95"] == pytest.approx(t_interval(pct)[1])
 
 
 def test_pct_of_supervised_is_nan_without_reference():
@@ -319,3 +328,32 @@ def test_print_one_seed_says_no_interval_instead_of_a_fake_one():
     text = render(leaderboard(table(rows("a", 0, [30] * 4))))
     assert "1 seed, no interval" in text
     assert "±" not in text.split("mean ±")[0]  # only the caption mentions ±
+
+
+def test_holm_adjusts_the_family_of_paired_tests_against_the_best():
+    base = np.array([40.0, 42.0, 39.0, 41.0, 43.0])
+    diffs = {"b": [2.0, 1.0, 3.0, 0.5, 2.5], "c": [1.0, 0.2, 2.0, 0.8, 1.6], "d": [0.5, 2.0, 1.0, 3.0, 0.2]}
+    raw = {k: stats.ttest_rel(base, base - np.array(d)).pvalue for k, d in diffs.items()}
+    assert [round(raw[k], 4) for k in "bcd"] == [0.0178, 0.0234, 0.0600]  # b and c "differ" uncorrected
+    parts = [rows("a", s, [base[s]] * 4) for s in range(5)]
+    parts += [rows(k, s, [base[s] - d[s]] * 4) for k, d in diffs.items() for s in range(5)]
+    board = leaderboard(table(*parts)).set_index("strategy")
+    # Holm over 3 comparisons: 3 x 0.0178 = 0.0534; max(0.0534, 2 x 0.0234); max(0.0534, 0.0600)
+    assert board.loc["b", "p_holm"] == pytest.approx(3 * raw["b"])
+    assert board.loc["c", "p_holm"] == pytest.approx(3 * raw["b"])
+    assert board.loc["d", "p_holm"] == pytest.approx(raw["d"])
+    assert all(bool(board.loc[k, "tied_with_best"]) for k in "bcd")  # none tells apart from the best
+
+
+def test_holm_step_down_by_hand():
+    from benchmark.statistics import holm
+
+    adjusted = holm({"x": 0.01, "y": 0.04, "z": 0.03, "w": math.nan})
+    assert adjusted["x"] == pytest.approx(0.03) and adjusted["z"] == pytest.approx(0.06)
+    assert adjusted["y"] == pytest.approx(0.06) and math.isnan(adjusted["w"])
+
+
+def test_arms_of_one_strategy_with_two_selectors_are_ranked_apart():
+    spread = table(rows("bald", 0, [10, 20, 30, 60])).assign(selection="spread")
+    board = leaderboard(pd.concat([table(rows("bald", 0, [10, 20, 30, 40])), spread]))
+    assert board[["strategy", "selection", "rank"]].values.tolist() == [["bald", "spread", 1], ["bald", "topn", 2]]

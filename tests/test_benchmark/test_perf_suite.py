@@ -26,6 +26,11 @@ def test_tiny_suite_lists_every_builtin_strategy_and_cycle_stage(tiny_run):
         assert stage in tiny_run.stdout
 
 
+def test_tiny_suite_prints_balent_throughput_against_balds(tiny_run):
+    for name in ("balent", "balent_ref"):
+        assert f"{name} at " in tiny_run.stdout and "% of bald's throughput" in tiny_run.stdout
+
+
 def test_unknown_device_is_a_usage_error(run_cli):
     proc = run_cli("perf", "--tiny", "--device", "tpu", check=False)
     assert proc.returncode == 2

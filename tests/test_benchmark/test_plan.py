@@ -8,7 +8,13 @@ from benchmark.plan import CYCLE0, EXECUTION, ROLES, RUN, RunSpec, cycle0_identi
 SPEC = RunSpec(dataset="synthetic", data_root="/d", model="fpn", preset="/p.py", preset_digest="abc",
                strategy="bald", seed=0, cycles=3, pixels_per_image=5, mc_samples=8, train_iters=10,
                batch_size=4, device="cpu", retrain="scratch", oracle="ground-truth", out="/o",
-               pretrained=None, amp=False, map_images=1, map_strategies=("bald",))
+               pretrained=None, amp=False, map_images=1, map_strategies=("bald",), selection="topn",
+               mc_dropout_rate=0.1, mc_dropout_mask="channel", void_clicks="spend", record_pixels=0)
+
+
+def test_run_id_names_the_selector_unless_topn():
+    assert SPEC.run_id == "synthetic__fpn__bald__seed0"
+    assert replace(SPEC, selection="spread").run_id == "synthetic__fpn__bald__spread__seed0"
 
 
 def test_every_runspec_field_has_a_role():
@@ -27,7 +33,8 @@ def test_identities_are_derived_from_the_roles():
     ("strategy", "random", True), ("cycles", 9, True), ("mc_samples", 2, True), ("retrain", "finetune", True),
     ("out", "/elsewhere", True), ("device", "cuda", True), ("map_images", 0, True), ("oracle", "file", True),
     ("seed", 1, False), ("pixels_per_image", 6, False), ("train_iters", 11, False), ("preset_digest", "x", False),
-    ("batch_size", 2, False), ("amp", True, False), ("pretrained", "/w.pth", False),
+    ("batch_size", 2, False), ("amp", True, False), ("pretrained", "/w.pth", False), ("selection", "spread", True),
+    ("mc_dropout_rate", 0.5, False), ("mc_dropout_mask", "element", False), ("void_clicks", "skip", False), ("record_pixels", 64, True),
 ])
 def test_cycle0_key_changes_exactly_with_the_cycle0_fields(name, value, same_cycle0):
     assert (cycle0_key(replace(SPEC, **{name: value})) == cycle0_key(SPEC)) is same_cycle0

@@ -7,14 +7,23 @@ from benchmark.records import CYCLE_COLUMNS, CycleRecord
 from benchmark.run_folder import RunFolder
 from benchmark.tables import collect_tables, write_tables
 
-EXPECTED_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle", "labeled_pixels",
+EXPECTED_COLUMNS = ["dataset", "model", "strategy", "selection", "seed", "cycle", "labeled_pixels",
                     "labeled_fraction", "miou", "macc", "aacc", "epistemic", "aleatoric",
-                    "posterior", "train_seconds", "inference_seconds", "acquisition_seconds"]
+                    "posterior", "train_seconds", "inference_seconds", "acquisition_seconds",
+                    # appended later, in this order (docs/outputs.md)
+                    "clicks_in_loss", "void_clicks", "query_class_entropy", "query_rare_share", "query_spread",
+                    "evaluation_seconds", "scoring_seconds", "selection_seconds", "record_seconds",
+                    "balent_positive_share", "balent_negative_share", "balent_degenerate_share",
+                    "balent_saturated_share", "top_class_std_median"]
 
 
 def record(strategy="bald", seed=0, cycle=0, miou=10.0):
-    return CycleRecord("synthetic", "fpn", strategy, seed, cycle, 10 * (cycle + 1), 0.01 * (cycle + 1),
-                       miou, 20.0, 30.0, 0.1, 0.2, math.nan, 1.0, 2.0, 3.0)
+    values = dict.fromkeys(CYCLE_COLUMNS, math.nan)
+    values.update(dataset="synthetic", model="fpn", strategy=strategy, selection="topn", seed=seed, cycle=cycle,
+                  labeled_pixels=10 * (cycle + 1), labeled_fraction=0.01 * (cycle + 1), miou=miou, macc=20.0,
+                  aacc=30.0, epistemic=0.1, aleatoric=0.2, train_seconds=1.0, inference_seconds=2.0,
+                  acquisition_seconds=3.0, void_clicks=0)
+    return CycleRecord(**values)
 
 
 def test_cycle_columns_are_the_published_contract():
@@ -39,7 +48,7 @@ def test_tables_are_the_sorted_union_of_runs(tmp_path):
     assert cycles["strategy"].tolist() == ["bald", "random"]
     on_disk = pd.read_csv(tmp_path / "cycles.csv")
     assert list(on_disk.columns) == EXPECTED_COLUMNS and len(on_disk) == 2
-    assert list(pd.read_csv(tmp_path / "class_iou.csv").columns) == EXPECTED_COLUMNS[:5] + ["class", "iou"]
+    assert list(pd.read_csv(tmp_path / "class_iou.csv").columns) == EXPECTED_COLUMNS[:6] + ["class", "iou"]
     first = (tmp_path / "cycles.csv").read_bytes()
     write_tables(tmp_path)
     assert (tmp_path / "cycles.csv").read_bytes() == first

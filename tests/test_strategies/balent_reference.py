@@ -1,4 +1,10 @@
-"""Independent BalEnt references written from method.md: scipy float64 and mpmath (40 digits)."""
+"""Independent BalEnt references written from the method: scipy float64 and mpmath (40 digits).
+
+Both follow docs/writing_a_strategy.md ("BalEnt at saturation"): the top class's complement is
+the sum of the other classes' means (when the means sum to 1 within 1%), and a pixel whose
+dominant class has a fit that is invalid only because the variance clamp raised its variance is
+saturated (S = -inf).
+"""
 from __future__ import annotations
 
 import math
@@ -6,14 +12,30 @@ import math
 import numpy as np
 from scipy.special import digamma, gammaln
 
+FLOOR, TOLERANCE, SIMPLEX_TOLERANCE = 1e-9, 1e-12, 1e-2
+
+
+def _mean_and_complement(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means and complements [C, H, W], float64, with the top class's complement summed from
+    the other classes; and the index of the top class [H, W]."""
+    mean = mean.astype(np.float64)
+    top = mean.argmax(0)
+    is_top = np.arange(mean.shape[0])[:, None, None] == top[None]
+    others = np.where(is_top, 0.0, mean).sum(0)
+    p_top = np.take_along_axis(mean, top[None], 0)[0]
+    others = np.where(np.abs(others + p_top - 1) <= SIMPLEX_TOLERANCE, others, 1 - p_top)
+    return (np.where(is_top, 1 - others, mean), np.where(is_top, others, 1 - mean), is_top)
+
 
 def balent_acquisition_scipy(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """BalEnt acquisition values [H, W] from mean, var [C, H, W], straight from the formula."""
-    p = np.maximum(mean, 1e-9)
-    v = np.maximum(var, 1e-9)
-    alpha = p * p * (1 - p) / v - p
-    beta = (1 / p - 1) * alpha
-    valid = (alpha > 1e-12 * p) & (beta > 0)  # at the Beta's variance limit up to rounding: invalid
+    p, q, is_top = _mean_and_complement(mean)
+    p = np.maximum(p, FLOOR)
+    v = np.maximum(var, FLOOR)
+    alpha = p * p * q / v - p
+    beta = q / p * alpha
+    valid = (alpha > TOLERANCE * p) & (beta > 0)  # at the Beta's variance limit up to rounding: invalid
+    saturated = (is_top & ~valid & (var < FLOOR) & (p > 0.5)).any(0)
     a = np.where(valid, alpha, 1.0)
     b = np.where(valid, beta, 1.0)
     h = (gammaln(a + 1) + gammaln(b) - gammaln(a + b + 1) - a * digamma(a + 1)
@@ -22,7 +44,8 @@ def balent_acquisition_scipy(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         big_h = -np.where(mean > 0, mean * np.log(mean), 0.0).sum(0)
         balent = (s + big_h) / (big_h + math.log(2))
-        return np.where(balent > 0, 1 / balent, np.where(balent < 0, balent, -np.inf))
+        score = np.where(balent > 0, 1 / balent, np.where(balent < 0, balent, -np.inf))
+    return np.where(saturated, -np.inf, score)
 
 
 def balent_acquisition_mpmath(mean: np.ndarray, var: np.ndarray, dps: int = 40) -> float:
@@ -30,15 +53,22 @@ def balent_acquisition_mpmath(mean: np.ndarray, var: np.ndarray, dps: int = 40) 
     import mpmath
 
     with mpmath.workdps(dps):
+        means = [mpmath.mpf(mu) for mu in mean.tolist()]
+        top = max(range(len(means)), key=lambda c: means[c])
+        others = mpmath.fsum(means[c] for c in range(len(means)) if c != top)
+        if abs(others + means[top] - 1) > SIMPLEX_TOLERANCE:
+            others = 1 - means[top]
         s = mpmath.mpf(0)
-        big_h = mpmath.mpf(0)
-        for mu, sigma2 in zip(mean.tolist(), var.tolist()):
-            if mu > 0:
-                big_h -= mpmath.mpf(mu) * mpmath.log(mu)
-            p, v = mpmath.mpf(max(mu, 1e-9)), mpmath.mpf(max(sigma2, 1e-9))
-            alpha = p * p * (1 - p) / v - p
-            beta = (1 / p - 1) * alpha
-            if alpha <= 1e-12 * p or beta <= 0:  # invalid, or at the limit up to rounding
+        big_h = -mpmath.fsum(mu * mpmath.log(mu) for mu in means if mu > 0)
+        for c, sigma2 in enumerate(var.tolist()):
+            p = 1 - others if c == top else means[c]
+            q = others if c == top else 1 - means[c]
+            p, v = max(p, mpmath.mpf(FLOOR)), max(mpmath.mpf(sigma2), mpmath.mpf(FLOOR))
+            alpha = p * p * q / v - p
+            beta = q / p * alpha
+            if alpha <= TOLERANCE * p or beta <= 0:  # invalid, or at the limit up to rounding
+                if c == top and sigma2 < FLOOR and p > 0.5:
+                    return -math.inf  # saturated: the limit of S as beta -> 0 is -inf
                 continue
             h = (mpmath.log(mpmath.beta(alpha + 1, beta)) - alpha * mpmath.digamma(alpha + 1)
                  - (beta - 1) * mpmath.digamma(beta) + (alpha + beta - 1)

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies import STRATEGIES, PixelPosterior, build_strategy, select_top_n
-from strategies.testing import StrategyCheckError, check_determinism, check_strategy
+from strategies.testing import (
+    StrategyCheckError,
+    check_degenerates_ranked_last,
+    check_determinism,
+    check_saturated_ranked_last,
+    check_strategy,
+)
 
 NAMES = STRATEGIES.names()
 STOCHASTIC = {"random", "pbald"}
@@ -38,6 +44,19 @@ def test_check_strategy_catches_a_broken_strategy() -> None:
 
     with pytest.raises(StrategyCheckError, match="shape"):
         check_strategy(WrongShape())
+
+
+def test_check_strategy_catches_saturated_pixels_ranked_first() -> None:
+    class InverseEntropy:  # one-hot pixels (H = 0) last, float32-saturated ones (H ~ 1e-8) first
+        def score(self, post, generator=None):
+            h = post.predictive_entropy.double()
+            return torch.where(h > 0, 1 / h, float("-inf"))
+
+    check_degenerates_ranked_last(InverseEntropy())  # the one-hot check alone misses it
+    with pytest.raises(StrategyCheckError, match="saturated"):
+        check_saturated_ranked_last(InverseEntropy())
+    with pytest.raises(StrategyCheckError, match="saturated"):
+        check_strategy(InverseEntropy())
 
 
 @st.composite

@@ -28,6 +28,11 @@ F64 = torch.float64
 SCIPY_PARAMS = [(0.5, 0.5), (1.0, 1.0), (2.0, 3.0), (1.0 + 1e-9, 5.0), (10.0, 1e3), (1e3, 1e6),
                 (63.9, 64.1), (1e8, 1.0), (1e8, 1e8), (1.5e8, 1e-3), (1.00001, 1e8), (1e-6, 1e-3)]
 MPMATH_PARAMS = SCIPY_PARAMS + [(3e4, 7e7), (1e-9, 1e-6), (64.0, 1e7), (45.8, 13.3)]
+# Beta(1 + alpha, beta) as BalEnt uses it, over the range its fits reach (k = alpha + beta up to
+# ~1e9 at the variance clamp), with the shifted Stirling kernel's small, switch-over and large
+# arguments (x + 8 in [8, 9), [15, 17), ... ).
+GRID = [1e-12, 1e-9, 1e-4, 0.3, 1.0, 2.5, 7.9, 8.0, 8.1, 25.0, 1e3, 1e6, 2.5e8, 1e9]
+FIT_PARAMS = [(1.0 + alpha, beta) for alpha in GRID for beta in GRID]
 
 
 def _beta_entropy(a: float, b: float) -> float:
@@ -40,14 +45,42 @@ def test_beta_entropy_matches_scipy(a: float, b: float) -> None:
     assert _beta_entropy(a, b) == pytest.approx(scipy.stats.beta(a, b).entropy(), rel=1e-9, abs=1e-9)
 
 
-@pytest.mark.parametrize("a,b", MPMATH_PARAMS)
-def test_beta_entropy_matches_40_digit_reference(a: float, b: float) -> None:
+def _mpmath_beta_entropy(a: float, b: float, floored: bool = False) -> float:
     mpmath = pytest.importorskip("mpmath")
     with mpmath.workdps(40):
         x, y = mpmath.mpf(a), mpmath.mpf(b)
-        ref = float(mpmath.log(mpmath.beta(x, y)) - (x - 1) * mpmath.digamma(x)
-                    - (y - 1) * mpmath.digamma(y) + (x + y - 2) * mpmath.digamma(x + y))
+        log_b = mpmath.log(mpmath.beta(x, y) + (mpmath.mpf(1e-32) if floored else 0))
+        return float(log_b - (x - 1) * mpmath.digamma(x) - (y - 1) * mpmath.digamma(y)
+                     + (x + y - 2) * mpmath.digamma(x + y))
+
+
+@pytest.mark.parametrize("a,b", MPMATH_PARAMS)
+def test_beta_entropy_matches_40_digit_reference(a: float, b: float) -> None:
+    ref = _mpmath_beta_entropy(a, b)
     assert abs(_beta_entropy(a, b) - ref) <= 1e-13 * max(1.0, abs(ref))
+
+
+def test_beta_entropy_over_the_fit_range_matches_40_digit_reference(
+        record_property: pytest.RecordProperty) -> None:
+    a, b = (torch.tensor(v, dtype=F64) for v in zip(*FIT_PARAMS))
+    ours = beta_entropy(a, b).tolist()
+    ref = [_mpmath_beta_entropy(x, y) for x, y in FIT_PARAMS]
+    errors = [abs(o - r) / max(1.0, abs(r)) for o, r in zip(ours, ref)]
+    worst = max(errors)
+    record_property("beta_entropy_worst_error_vs_mpmath", worst)
+    print(f"beta entropy worst error vs 40-digit mpmath: {worst:.3g} at (a, b) = "
+          f"{FIT_PARAMS[errors.index(worst)]}")
+    assert worst <= 1e-14
+
+
+@pytest.mark.parametrize("a,b", [(2.0, 3.0), (30.0, 40.0), (60.0, 60.0), (200.0, 150.0),
+                                 (1.5, 1e6), (3e4, 7e7), (1.00001, 1e8), (1e3, 1e-9)])
+def test_floored_beta_entropy_matches_40_digit_reference(a: float, b: float) -> None:
+    """log(B + 1e-32): no effect for B >> 1e-32, the floor itself for B << 1e-32, and the
+    transition around log B ~ -73.7 ((60, 60): log B = -85; (30, 40): log B = -49)."""
+    ref = _mpmath_beta_entropy(a, b, floored=True)
+    ours = beta_entropy(torch.tensor(a, dtype=F64), torch.tensor(b, dtype=F64), floored=True)
+    assert abs(ours.item() - ref) <= 1e-12 * max(1.0, abs(ref))
 
 
 def test_beta_entropy_never_positive() -> None:
@@ -141,8 +174,8 @@ def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) ->
     from strategies import build_strategy
 
     calls = []
-    real = uncertainty.posterior_term
-    monkeypatch.setattr(uncertainty, "posterior_term",
+    real = uncertainty.posterior_term_parts
+    monkeypatch.setattr(uncertainty, "posterior_term_parts",
                         lambda mean, var, floored=False: calls.append(floored) or real(mean, var, floored=floored))
     post = PixelPosterior.from_samples(softmax_samples(5, (3, 4, 5), seed=2))
     exact = build_strategy("balent").score(post)

@@ -6,7 +6,11 @@ synthetic = dict(seed=0, n_train=40, n_val=20, height=96, width=128)
 # Active-learning schedule: cycle 0 trains on pixels_per_image random clicks per image; each later
 # cycle adds pixels_per_image clicks per image chosen by the strategy.
 active_learning = dict(cycles=5, pixels_per_image=5, mc_samples=20, seeds=[0], map_images=2,
-                       map_strategies=['balent', 'bald', 'pbald', 'entropy'])
+                       map_strategies=['balent', 'bald', 'pbald', 'entropy'],
+                       # the head's dropout at training and MC inference (see docs/mc_dropout.md)
+                       mc_dropout=dict(rate=0.1, mask='channel'),
+                       selection='topn', selector_params=dict(pixelpick=dict(q=0.05), spread=dict(r=8)),
+                       void_clicks='spend')
 
 # Training schedule of one cycle (the same for every strategy and the supervised reference).
 schedule = dict(
