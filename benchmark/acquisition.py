@@ -6,6 +6,10 @@ strategy noise and selection by (seed, cycle, "select", strategy, selection, i).
 clicks depend neither on the batch it is in, nor on which process handles it, and two strategies
 never share their random numbers. Everything stays on ``spec.device``, streaming one batch of
 images at a time: only the picked coordinates and the record's sums come back to the host.
+
+With several ranks for one run (``--gpus-per-run``), rank r handles images r, r + G, r + 2G, ...;
+the clicks and one record per image are gathered to every rank, and the images' records are
+folded in pool order: the clicks and the record equal a single process's, whatever G.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from benchmark import distributed
 from benchmark.mc_dropout import mc_posteriors
 from benchmark.pool_record import PoolRecord
 from benchmark.seeds import generator
@@ -40,6 +45,18 @@ def selection_generator(spec, cycle: int, image_id: int) -> torch.Generator:
     return generator(spec.device, spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
 
 
+def pool_batches(data, batch_size: int, ranks: bool):
+    """(image ids, batch) over the pool in order; with ranks, over this rank's share only."""
+    if ranks:
+        loader = data.pool_loader(batch_size, distributed.my_share(len(data.shapes)))
+        yield from zip(loader.batch_sampler, loader)
+        return
+    first = 0
+    for batch in data.pool_loader(batch_size):
+        yield range(first, first + len(batch["data_samples"])), batch
+        first += len(batch["data_samples"])
+
+
 def acquire(model, data, store, strategy, selector, spec, cycle: int,
             void_mask: Callable[[int], torch.Tensor] | None = None) -> Acquisition:
     """MC inference over the pool, scores, per-image clicks, the pool's uncertainty record.
@@ -49,11 +66,11 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
     """
     device = spec.device
     keep = needs_samples(strategy)
-    out, record, first = Acquisition(), PoolRecord(spec.record_pixels), 0
+    out, record = Acquisition(), PoolRecord(spec.record_pixels)
     stages = dict(scoring=0.0, selection=0.0, record=0.0)
-    for batch in data.pool_loader(spec.batch_size):
-        image_ids = range(first, first + len(batch["data_samples"]))
-        first += len(image_ids)
+    ranks = distributed.world_size() > 1  # each rank scores its share of the images (module docstring)
+    per_image = {}
+    for image_ids, batch in pool_batches(data, spec.batch_size, ranks):
         start = time.perf_counter()
         masks = [generator(device, spec.seed, cycle, "masks", i) for i in image_ids]
         posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep)
@@ -68,10 +85,17 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
             with stage(stages, "selection", device):
                 out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
             with stage(stages, "record", device):
-                record.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
+                target = PoolRecord(spec.record_pixels) if ranks else record
+                target.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
+                if ranks:
+                    per_image[image_id] = target.to("cpu")
         # drop this batch's statistics before the next batch's are computed: otherwise two
         # batches are alive at once and the peak depends on how the pool divides into batches
         posteriors = post = scores = None
+    if ranks:  # every rank gets every image's clicks; the record folds the images in pool order
+        out.picks = distributed.gather_dict(out.picks)
+        for part in distributed.gather_dict(per_image).values():
+            record.absorb(part)
     out.uncertainty = record.result()
     out.stage_seconds = stages
     return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from benchmark.errors import RunFailed, UsageError
@@ -21,7 +22,6 @@ def _add_launch(sub) -> None:
     p.add_argument("--slurm-time", default=None,
                    help="time limit of each job (MINUTES, HH:MM:SS or D-HH:MM:SS); required for slurm; a job "
                         "that reaches it is requeued and resumes")
-    p.add_argument("--gpus-per-run", type=int, default=1, help="GPUs (ranks) per run")
     p.add_argument("--max-parallel", type=int, default=None,
                    help="jobs of one array running at once (slurm); jobs training at once (local, default 1)")
     p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
@@ -58,7 +58,9 @@ def add_run_arguments(p) -> None:
                    help="spend: a click on a void pixel costs budget (default); skip: void pixels are passed "
                         "over at no cost (an idealised annotator)")
     p.add_argument("--train-iters", type=int, default=None, help="training iterations per cycle")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="images per training step and per GPU (rank)")
+    p.add_argument("--gpus-per-run", type=int, default=1,
+                   help="GPUs (DDP ranks) training one run; with run, start that many processes with torchrun")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision training (CUDA)")
     p.add_argument("--retrain", choices=["scratch", "finetune"], default="scratch")
@@ -78,8 +80,21 @@ def add_run_arguments(p) -> None:
 
 
 def cmd_run(args, console) -> int:
+    """Every process of a run started by torchrun (--gpus-per-run G) runs this; rank 0 writes."""
+    from benchmark import distributed
+
+    distributed.check_world_size(args.gpus_per_run)
+    distributed.init_from_env(args.device)
+    try:
+        return _run(args, console if distributed.is_main() else type(console)(quiet=True))
+    finally:
+        distributed.shutdown()
+
+
+def _run(args, console) -> int:
     import mmseg.utils
 
+    from benchmark import distributed
     from benchmark.display import print_leaderboard
     from benchmark.experiment import execute
     from benchmark.plan import check_existing, import_plugin_modules, make_plan
@@ -89,9 +104,11 @@ def cmd_run(args, console) -> int:
 
     mmseg.utils.register_all_modules(init_default_scope=True)
     import_plugin_modules(args.plugins)
-    runs = make_plan(args)
+    with distributed.main_first():  # the embedded dataset is generated once, by rank 0
+        runs = make_plan(args)
     check_existing(runs, args.resume, args.overwrite)
-    check_not_running(runs)
+    if distributed.is_main():
+        check_not_running(runs)
     resources = preflight(runs)
     status, board = execute(runs, resources, args.overwrite, console)
     if board is not None:
@@ -271,13 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         args.func = cmd_run
     console = Console()
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun: a mistake is told once, by rank 0
     try:
         return args.func(args, console)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if rank == 0:
+            print(f"error: {err}", file=sys.stderr)
         return 2
     except RunFailed as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {f'[rank {rank}] ' if rank else ''}{err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: completed cycles are saved; continue with --resume", file=sys.stderr)

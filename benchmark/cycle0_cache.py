@@ -9,12 +9,18 @@ Several processes may reach cycle 0 of one seed at once (the jobs of ``benchmark
 started by hand): whoever looks into the cache holds the entry's lock (``locked()``) until it has
 loaded the entry or trained and saved it, so the first one trains and every other one waits and
 then loads. Cycle 0 is never trained twice.
+
+With several ranks for one run (``--gpus-per-run``) rank 0 alone holds the lock, looks into the
+cache and writes it; it tells the other ranks whether the entry exists, and they train with it
+(DDP needs every rank) or load the entry it found.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
+from benchmark import distributed
 from benchmark.fileio import write_bytes_atomic
 from benchmark.locks import FileLock, lock_path
 
@@ -32,14 +38,15 @@ class CycleZeroCache:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def locked(self) -> FileLock:
-        """The entry's lock: ``with cache.locked(): load, or train and save``."""
-        return FileLock(self._lock)
+    def locked(self):
+        """The entry's lock: ``with cache.locked(): load, or train and save`` (rank 0's only)."""
+        return FileLock(self._lock) if distributed.is_main() else contextlib.nullcontext()
 
     def load(self) -> dict | None:
+        """The entry, or None when it is not there (on every rank: as rank 0 found it)."""
         import torch
 
-        if not self.path.exists():
+        if not distributed.broadcast(self.path.exists()):
             return None
         return torch.load(self.path, map_location="cpu", weights_only=True)
 
@@ -47,6 +54,8 @@ class CycleZeroCache:
         """Store the weights ``state`` (tensors) and ``facts`` about the training (plain values)."""
         import torch
 
+        if not distributed.is_main():
+            return
         buffer = io.BytesIO()
         torch.save(dict(state=state, **facts), buffer)
         write_bytes_atomic(self.path, buffer.getvalue())

@@ -10,11 +10,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmark import distributed
 from benchmark.errors import RunFailed
 from benchmark.loop import AwaitingAnswers, run_experiment
 from benchmark.plan import RunSpec
-from benchmark.run_folder import RunFolder
-from benchmark.run_state import AWAITING, BUSY_GRACE_SECONDS, FAILED, FINISHED, RunClaim
+from benchmark.run_folder import FollowerFolder, RunFolder
+from benchmark.run_state import AWAITING, BUSY_GRACE_SECONDS, FAILED, FINISHED, FollowerClaim, RunClaim
 from benchmark.supervised import run_supervised
 from benchmark.tables import rebuild_leaderboard, write_tables
 from benchmark.training import Reporter
@@ -40,7 +41,7 @@ def prepare_run_folder(run: RunSpec, preset, data, overwrite: bool) -> RunFolder
     if not folder.exists():
         config = dict(run=run.as_dict(), dataset=run.dataset, model=run.model, strategy=run.strategy,
                       seed=run.seed, classes=list(data.classes), preset=preset.to_dict(),
-                      environment=_environment())
+                      effective_batch_size=run.effective_batch_size, environment=_environment())
         folder.write_images(data.images_frame())
         folder.write_config(json.loads(json.dumps(config, default=str)))
     return folder
@@ -64,8 +65,10 @@ def execute(runs: list[RunSpec], resources, overwrite: bool, console: Console,
 
     Each run is executed under its lock (``benchmark.run_state``): a run another process holds is
     waited for ``lock_wait`` seconds (None: as long as it takes), then a UsageError names the holder.
+    With several ranks (``--gpus-per-run``) every rank executes the runs and only rank 0 writes.
     """
     out = Path(runs[0].out)
+    main = distributed.is_main()
     with _progress(console) as progress:
         all_runs = progress.add_task("runs", total=len(runs))
         cycles = progress.add_task("cycles", total=1)
@@ -77,20 +80,24 @@ def execute(runs: list[RunSpec], resources, overwrite: bool, console: Console,
 
         reporter = Reporter(start_cycle=start_cycle, advance_iter=lambda: progress.advance(iters))
         for run in runs:
-            with RunClaim(run, wait=lock_wait, on_wait=console.print) as claim:
+            with RunClaim(run, wait=lock_wait, on_wait=console.print) if main else FollowerClaim() as claim:
                 status = _execute_one(run, resources, overwrite, claim, progress, cycles, reporter, console)
             if status:
                 return status, None
             progress.advance(all_runs)
+    if not main:
+        return 0, None
     write_tables(out)
     return 0, rebuild_leaderboard(out) if leaderboard else None
 
 
 def _execute_one(run, resources, overwrite, claim, progress, cycles, reporter, console) -> int:
     """One run, its lock held: 0 when it completed, 3 when it waits for an annotator's labels."""
-    out = Path(run.out)
+    main = distributed.is_main()
+    tables = (lambda: write_tables(Path(run.out))) if main else (lambda: None)
     preset, data = resources.preset(run), resources.data(run)
-    folder = prepare_run_folder(run, preset, data, overwrite)
+    folder = prepare_run_folder(run, preset, data, overwrite) if main else FollowerFolder(run.run_dir)
+    distributed.barrier()  # the other ranks read the run folder once rank 0 has prepared it
     claim.start(folder)
     progress.reset(cycles, total=run.planned_cycles, completed=folder.completed_cycles(),
                    description=f"{run.run_id}")
@@ -98,17 +105,17 @@ def _execute_one(run, resources, overwrite, claim, progress, cycles, reporter, c
         for record in runner_for(run)(run, preset, data, folder, reporter):
             progress.update(cycles, completed=record.cycle + 1)
             claim.progress(record.cycle + 1)
-            write_tables(out)
+            tables()
     except AwaitingAnswers as waiting:
         claim.end(AWAITING)
-        write_tables(out)
+        tables()
         console.print(f"[yellow]{waiting}[/yellow]")
         return 3
     except Exception as err:
         log = folder.write_error(traceback.format_exc())
         reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
         claim.end(FAILED, error=reason)
-        write_tables(out)
+        tables()
         done = folder.completed_cycles()
         raise RunFailed(f"run {run.run_id} failed in cycle {done}: {reason}; its {done} completed cycle(s) are "
                         f"saved (traceback in {log}); fix the cause and rerun the same command with "

@@ -120,7 +120,25 @@ def _device_here(run):
 def _console():
     from rich.console import Console
 
-    return Console(width=120, force_terminal=False, log_path=False)
+    from benchmark import distributed
+
+    return Console(width=120, force_terminal=False, log_path=False, quiet=not distributed.is_main())
+
+
+@contextlib.contextmanager
+def _ranks(run):
+    """The run's process group when the job has several tasks (``--gpus-per-run`` on Slurm: one
+    task per GPU, the ranks of one DDP run); nothing for a single task."""
+    from benchmark import distributed
+
+    if run.gpus_per_run > 1:
+        distributed.export_submitit_env()
+    distributed.check_world_size(run.gpus_per_run)
+    distributed.init_from_env(run.device)
+    try:
+        yield
+    finally:
+        distributed.shutdown()
 
 
 class BenchmarkJob(Checkpointable):
@@ -158,11 +176,12 @@ class RunJob(BenchmarkJob):
 
         _prepare_process(self.plugins)
         run = _device_here(self.run)
-        console = _console()
-        status, _ = execute([run], PlanResources(), overwrite=False, console=console, lock_wait=None,
-                            leaderboard=False)
-        done = RunFolder(run.run_dir).completed_cycles()
-        console.print(f"{run.run_id}: {done} of {run.planned_cycles} cycles done")
+        with _ranks(run):
+            console = _console()
+            status, _ = execute([run], PlanResources(), overwrite=False, console=console, lock_wait=None,
+                                leaderboard=False)
+            done = RunFolder(run.run_dir).completed_cycles()
+            console.print(f"{run.run_id}: {done} of {run.planned_cycles} cycles done")
         return dict(run=run.run_id, cycles_done=done, awaiting_labels=status == 3)
 
 
@@ -179,6 +198,7 @@ class CycleZeroJob(BenchmarkJob):
         return f"cycle0:{self.run.dataset}__{self.run.model}__seed{self.run.seed}"
 
     def work(self) -> dict:
+        from benchmark import distributed
         from benchmark.cycle0_cache import CycleZeroCache
         from benchmark.labels import GroundTruthOracle
         from benchmark.loop import cycle0_store, train_cycle_zero
@@ -189,12 +209,13 @@ class CycleZeroJob(BenchmarkJob):
         _prepare_process(self.plugins)
         run = _device_here(self.run)
         cache = CycleZeroCache(run.out, cycle0_key(run))
-        if not cache.exists():
-            resources = PlanResources()
-            preset, data = resources.preset(run), resources.data(run)
-            store = cycle0_store(run, data, GroundTruthOracle(data.ground_truth))
-            train_cycle_zero(run, preset, data, store, cache.log_dir, Reporter())
-        _console().print(f"{self.name}: cached in {cache.path}")
+        with _ranks(run):
+            if not distributed.broadcast(cache.exists()):  # the ranks decide together, as rank 0 sees it
+                resources = PlanResources()
+                preset, data = resources.preset(run), resources.data(run)
+                store = cycle0_store(run, data, GroundTruthOracle(data.ground_truth))
+                train_cycle_zero(run, preset, data, store, cache.log_dir, Reporter())
+            _console().print(f"{self.name}: cached in {cache.path}")
         return dict(cycle0=str(cache.path))
 
 

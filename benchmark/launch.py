@@ -85,9 +85,9 @@ def check_options(args, out: Path) -> LaunchOptions:
     for flag, value in (("--gpus-per-run", args.gpus_per_run), ("--max-parallel", args.max_parallel)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1; got {value}")
-    if kind == "local" and args.gpus_per_run > 1:
-        raise UsageError("--executor local runs one process per job: for several GPUs per run on this machine "
-                         "use `torchrun --nproc_per_node G -m benchmark run ... --gpus-per-run G`")
+    if kind != "slurm" and args.gpus_per_run > 1:
+        raise UsageError(f"--executor {kind} runs one process per job: for several GPUs per run on this machine "
+                         f"use `torchrun --nproc_per_node G -m benchmark run ... --gpus-per-run G`")
     if re.fullmatch(r"cuda:\d+", args.device):
         raise UsageError(f"--device {args.device}: launched jobs get their GPUs from the scheduler; use --device cuda")
     if args.device not in ("cpu", "cuda", "auto"):
@@ -121,6 +121,8 @@ def _executor(options: LaunchOptions, stage, dependency: str | None):
         extra = dict(options.slurm_options)
         if dependency and stage.need_success:
             extra.setdefault("kill_on_invalid_dep", "yes")  # a failed cycle 0 cancels its runs
+        if training and options.gpus_per_run > 1:  # one task per GPU; a failed rank ends its job
+            params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
         params.update(tasks_per_node=options.gpus_per_run if training else 1, gpus_per_node=gpus or None,
                       slurm_partition=options.partition, slurm_dependency=dependency,
                       slurm_array_parallelism=options.max_parallel, slurm_additional_parameters=extra or None)
@@ -161,6 +163,8 @@ def check_local_gpus(options: LaunchOptions) -> None:
     if options.executor != "local" or options.device == "cpu":
         return
     need, have = (options.max_parallel or 1) * options.gpus_per_run, len(visible_gpus())
+    if options.device == "auto" and have == 0:
+        return  # auto: the jobs will train on the CPU
     if need > have:
         raise UsageError(f"--executor local with --device {options.device}: --max-parallel "
                          f"{options.max_parallel or 1} x --gpus-per-run {options.gpus_per_run} needs {need} GPU(s), "

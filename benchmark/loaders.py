@@ -143,18 +143,23 @@ class RunData:
                           sampler=InfiniteSampler(dataset, shuffle=True, seed=seed),
                           collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
 
-    def pool_loader(self, batch_size: int) -> DataLoader:
+    def pool_loader(self, batch_size: int, image_ids: list[int] | None = None) -> DataLoader:
+        """The pool in order (only ``image_ids``, when given), in batches of equal-size images; the
+        loader's ``batch_sampler`` holds each batch's image ids."""
         dataset = ItemDataset(self.pool_items, self._test_steps(False), self.metainfo)
-        sizes = [self.shapes[i] for i in range(len(self.pool_items))]
-        return DataLoader(dataset, batch_sampler=same_size_batches(sizes, batch_size),
+        ids = list(range(len(self.pool_items))) if image_ids is None else list(image_ids)
+        batches = same_size_batches([self.shapes[i] for i in ids], batch_size)
+        return DataLoader(dataset, batch_sampler=[[ids[k] for k in batch] for batch in batches],
                           collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
 
-    def val_loader(self, batch_size: int, limit: int | None = None) -> DataLoader:
+    def val_loader(self, batch_size: int, limit: int | None = None, image_ids: list[int] | None = None) -> DataLoader:
+        """The first ``limit`` validation images (all by default; only ``image_ids``, when given), in order."""
         items = self.val_items if limit is None else self.val_items[:limit]
         dataset = ItemDataset(items, self._test_steps(True), self.metainfo)
-        batches = same_size_batches(self.val_shapes[:len(items)], batch_size)
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=pseudo_collate,
-                          num_workers=self.preset.data.get("num_workers", 0))
+        ids = list(range(len(items))) if image_ids is None else list(image_ids)
+        batches = same_size_batches([self.val_shapes[i] for i in ids], batch_size)
+        return DataLoader(dataset, batch_sampler=[[ids[k] for k in batch] for batch in batches],
+                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
 
 
 def click_items(pool_items: list[dict], store: LabelStore) -> list[dict]:

@@ -4,7 +4,9 @@ Nothing here knows about strategies: training reads the label store through the 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +20,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import MODELS
 from torch import nn
 
+from benchmark import distributed
 from benchmark.errors import UsageError
 
 
@@ -93,12 +96,32 @@ class ClicksInLossHook(Hook):
 def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: int, amp: bool,
                     on_iter: Callable[[], None] = lambda: None) -> float:
     """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner; returns the
-    share of the clicks in the samples it trained on that reached the loss (NaN for dense labels)."""
+    share of the clicks in the samples it trained on that reached the loss (NaN for dense labels).
+
+    With several ranks (a process group, ``benchmark.distributed``) mmengine trains through DDP,
+    each rank on its share of every batch; afterwards every rank holds rank 0's weights and
+    buffers, and only rank 0 keeps logs (the others' Runner writes into a discarded folder).
+    """
     clicks = ClicksInLossHook()
+    ranks = distributed.world_size() > 1
+    device = next(model.parameters()).device.type
+    with contextlib.ExitStack() as stack:
+        log_dir = work_dir if distributed.is_main() else stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="benchmark-rank-logs-"))
+        _train(model, loader, schedule, iters, Path(log_dir), seed, amp, [IterationCallbackHook(on_iter), clicks],
+               ranks, device)
+    distributed.share_rank0_state(model)
+    clicks.total, clicks.in_loss = distributed.all_sum([clicks.total, clicks.in_loss])
+    return clicks.fraction
+
+
+def _train(model, loader, schedule, iters, work_dir: Path, seed, amp, hooks, ranks: bool, device: str) -> None:
+    """One mmengine Runner's training (through mmengine's DDP when ``ranks``)."""
     optim_type = "AmpOptimWrapper" if amp else "OptimWrapper"
     runner = Runner(
         model=model,
         work_dir=str(work_dir),
+        launcher="pytorch" if ranks else "none",
         train_dataloader=loader,
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
         optim_wrapper=dict(type=optim_type, optimizer=dict(schedule.optimizer)),
@@ -109,17 +132,16 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
                                        log_metric_by_epoch=False),
                            param_scheduler=dict(type="ParamSchedulerHook"),
                            checkpoint=None, sampler_seed=None),
-        custom_hooks=[IterationCallbackHook(on_iter), clicks],
+        custom_hooks=hooks,
         randomness=dict(seed=seed),
         log_level="WARNING",
         default_scope="mmseg",
         visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
         experiment_name=work_dir.name,
-        cfg=dict(),
+        cfg=dict(model_wrapper_cfg=distributed.ddp_wrapper_cfg(device)) if ranks else dict(),
     )
     with _quiet_mmengine(logging.ERROR):
         runner.train()
-    return clicks.fraction
 
 
 class ClassIoUMetric(IoUMetric):
@@ -141,10 +163,16 @@ class ClassIoUMetric(IoUMetric):
 
 
 @torch.no_grad()
-def evaluate(model, loader, classes) -> dict:
-    """mIoU, mAcc, aAcc (percent) and per-class IoU on the whole validation loader."""
+def evaluate(model, loader, classes, total: int | None = None) -> dict:
+    """mIoU, mAcc, aAcc (percent) and per-class IoU on the whole validation loader.
+
+    With several ranks each rank's ``loader`` holds its share of the ``total`` validation images
+    (every G-th); mmengine gathers the per-image areas to rank 0 in image order, and every rank
+    returns rank 0's metrics. The areas are whole pixel counts, so their sums are exact.
+    """
     model.eval()
-    metric = ClassIoUMetric(iou_metrics=["mIoU"], prefix="val")
+    ranks = distributed.world_size() > 1
+    metric = ClassIoUMetric(iou_metrics=["mIoU"], prefix="val", collect_device="gpu" if ranks else "cpu")
     evaluator = Evaluator(metric)
     evaluator.dataset_meta = dict(classes=tuple(classes))
     count = 0
@@ -152,9 +180,11 @@ def evaluate(model, loader, classes) -> dict:
         outputs = model.test_step(batch)
         evaluator.process(data_samples=outputs, data_batch=batch)
         count += len(outputs)
-    if count == 0:
+    total = count if total is None else total
+    if total == 0:
         raise UsageError("the validation split is empty: check --data-root")
     with _quiet_mmengine():
-        evaluator.evaluate(count)
-    class_iou = {name: float(v) for name, v in zip(classes, metric.class_iou)}
-    return dict(**metric.summary, class_iou=class_iou)
+        evaluator.evaluate(total)  # with ranks: collected on rank 0 (collect_device 'gpu': all_gather_object)
+    summary, ious = distributed.broadcast((getattr(metric, "summary", None), getattr(metric, "class_iou", None)))
+    class_iou = {name: float(v) for name, v in zip(classes, ious)}
+    return dict(**summary, class_iou=class_iou)

@@ -61,6 +61,7 @@ class RunSpec:
     mc_dropout_mask: str = _tagged(CYCLE0)    # channel (Dropout2d) or element (Dropout)
     void_clicks: str = _tagged(CYCLE0)        # spend: a void click costs budget; skip: passed over for free
     record_pixels: int = _tagged(RUN)         # pixels per image the uncertainty record samples (0: all)
+    gpus_per_run: int = _tagged(CYCLE0, default=1)  # DDP ranks; the effective batch is gpus_per_run x batch_size
 
     @property
     def run_id(self) -> str:
@@ -80,6 +81,11 @@ class RunSpec:
     def planned_cycles(self) -> int:
         """Cycles this run records: the supervised reference trains once."""
         return 1 if self.is_supervised else self.cycles
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Images per optimiser step: --batch-size per rank, times the ranks."""
+        return self.batch_size * self.gpus_per_run
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -352,8 +358,8 @@ def make_plan(args) -> list[RunSpec]:
     device = check_device(args.device)
     out = Path(args.out)
     check_writable(out)
-    for flag in ("cycles", "pixels_per_image", "mc_samples", "train_iters", "batch_size"):
-        check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    for flag in ("cycles", "pixels_per_image", "mc_samples", "train_iters", "batch_size", "gpus_per_run"):
+        check_positive(getattr(args, flag, None), "--" + flag.replace("_", "-"))
     check_positive(args.record_pixels, "--record-pixels", minimum=0)
     if args.pretrained is not None and not Path(args.pretrained).is_file():
         raise UsageError(f"--pretrained {args.pretrained} is not a file: pass a local backbone "
@@ -381,6 +387,7 @@ def make_plan(args) -> list[RunSpec]:
             preset_digest=preset_digest(preset),
             **mc_dropout_settings(args, al), void_clicks=void_clicks_setting(args, al),
             record_pixels=_pick(args.record_pixels, al.get("record_pixels", 0)),
+            gpus_per_run=getattr(args, "gpus_per_run", 1),
         )
         check_mc_samples(strategies, base.mc_samples)
         selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)

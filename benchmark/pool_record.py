@@ -64,6 +64,21 @@ class PoolRecord:
         self.stds.append((top_class_std(part).reshape(-1), scale))
         self.weight += count
 
+    def to(self, device) -> "PoolRecord":
+        """This record with its tensors on ``device`` (to send it to another process)."""
+        self.sums = {name: total.to(device) for name, total in self.sums.items()}
+        self.stds = [(std.to(device), scale) for std, scale in self.stds]
+        return self
+
+    def absorb(self, other: "PoolRecord") -> None:
+        """Fold in what ``other`` recorded, as if its images had been added here after ours (the
+        same additions in the same order: absorbing one-image records image by image gives the
+        record of adding the images themselves, to the bit)."""
+        for name, total in other.sums.items():
+            self._sum(name, total.to(self.sums[name].device) if name in self.sums else total)
+        self.weight += other.weight
+        self.stds += other.stds
+
     def result(self) -> dict[str, float]:
         """The record's columns (NaN when no pixel was recorded)."""
         if self.weight == 0:

@@ -150,3 +150,17 @@ class RunFolder:
 
     def map_files(self) -> list[Path]:
         return sorted((self.path / "maps").glob(MAP_FILE_PATTERN))
+
+
+class FollowerFolder(RunFolder):
+    """A run folder as a rank other than 0 sees it (``--gpus-per-run``): it reads what rank 0
+    wrote and writes nothing."""
+
+    def _ignore(self, *args, **kwargs) -> None:
+        return None
+
+    write_config = write_images = write_selections = append_cycle = save_model_state = _ignore
+    write_status = write_maps = _ignore
+
+    def write_error(self, text: str) -> Path:
+        return self.path / "error.log"

@@ -120,3 +120,22 @@ class RunClaim:
                 self.end(INTERRUPTED)  # Ctrl-C, or a job's preemption signal (SystemExit)
         finally:
             self.lock.release()
+
+
+class FollowerClaim:
+    """What a rank other than 0 holds for a run: rank 0 owns the lock and status.json."""
+
+    def __enter__(self) -> "FollowerClaim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def start(self, folder) -> None:
+        return None
+
+    def progress(self, cycles_done: int) -> None:
+        return None
+
+    def end(self, state: str, error: str | None = None) -> None:
+        return None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from benchmark import distributed
 from benchmark.mc_dropout import dropout_layer
 from benchmark.model import build_model, evaluate, train_one_cycle
 from benchmark.seeds import derive_seed
@@ -56,7 +57,8 @@ def train_and_evaluate(spec, preset, data, store, cycle: int, work_dir: Path, re
                     derive_seed(spec.seed, cycle, "train"), spec.amp, reporter.advance_iter)
     synchronize(spec.device)
     trained_at = time.perf_counter()
-    metrics = evaluate(model, data.val_loader(spec.batch_size), data.classes)
+    shared = distributed.my_share(len(data.val_items))  # with ranks: every G-th validation image each
+    metrics = evaluate(model, data.val_loader(spec.batch_size, image_ids=shared), data.classes, len(data.val_items))
     synchronize(spec.device)
     return Trained(model=model, metrics=metrics, train_seconds=trained_at - started,
                    eval_seconds=time.perf_counter() - trained_at, clicks_in_loss=clicks_in_loss)

@@ -170,11 +170,33 @@ def test_slurm_submission_reaches_sbatch_with_the_graph_and_the_options(run_cli,
     assert "6 runs: 6 queued" in status
 
 
+def test_slurm_runs_with_several_gpus_are_multi_task_jobs(run_cli, tmp_path):
+    bin_dir, scripts = tmp_path / "bin", tmp_path / "sbatch"
+    bin_dir.mkdir()
+    scripts.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
+    for tool in ("srun", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SBATCH_DIR": str(scripts)}
+    run_cli("launch", "--executor", "slurm", "--strategy", "random", "--model", "fpn", "--no-supervised",
+            "--out", tmp_path / "out", *TINY, "--device", "cuda", "--gpus-per-run", "4", "--slurm-time", "60",
+            env_extra=env)
+    cycle0, runs, tables = (p.read_text() for p in sorted(scripts.glob("*.sh")))
+    for script in (cycle0, runs):  # one task per GPU: the ranks of one DDP run; a failed rank ends the job
+        assert "#SBATCH --ntasks-per-node=4\n" in script and "#SBATCH --gpus-per-node=4\n" in script
+        assert "srun --unbuffered" in script and "--kill-on-bad-exit=1" in script
+    assert "#SBATCH --ntasks-per-node=1\n" in tables and "kill-on-bad-exit" not in tables
+    config_run = json.loads((tmp_path / "out" / "launch_logs" / "submitted.json").read_text())["jobs"][1]
+    assert config_run["after"] == ["1001"]
+
+
 @pytest.mark.parametrize("args, phrases", [
     (["--executor", "slurm", "--slurm-time", "1:00:00"], ["no srun", "--executor local"]),
     (["--executor", "local", "--slurm-partition", "gpu"], ["--executor slurm only"]),
     (["--executor", "local", "--slurm-time", "soon"], ["--slurm-time", "HH:MM:SS"]),
     (["--executor", "local", "--gpus-per-run", "2"], ["torchrun"]),
+    (["--executor", "debug", "--gpus-per-run", "2"], ["torchrun"]),
     (["--executor", "debug", "--device", "cuda:1"], ["--device cuda"]),
 ])
 def test_launch_flag_mistakes(run_cli, tmp_path, args, phrases):

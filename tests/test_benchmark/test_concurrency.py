@@ -178,3 +178,21 @@ def test_locks_are_reentrant_within_a_process(tmp_path):
             third.release()
         assert path.exists()
     assert not is_locked(path) and FileLock(path).acquire(timeout=0)
+
+
+def test_a_follower_rank_writes_nothing(tmp_path):
+    from benchmark.run_folder import FollowerFolder
+
+    writers = [name for name in dir(RunFolder) if name.startswith(("write_", "append_", "save_"))]
+    assert {"write_config", "write_selections", "append_cycle", "write_status", "write_maps"} <= set(writers)
+    folder = FollowerFolder(tmp_path / "run")
+    for name in writers:
+        assert getattr(FollowerFolder, name) is not getattr(RunFolder, name), name
+    folder.write_config({})
+    folder.write_selections(pd.DataFrame())
+    folder.append_cycle(_record("balent", 0, 0), {"road": 1.0})
+    folder.save_model_state(0, {})
+    folder.write_error("Traceback")
+    folder.write_status({"state": RUNNING})
+    folder.write_maps(0, [{"image_id": 0}])
+    assert not (tmp_path / "run").exists()
