@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from benchmark.errors import RunFailed
 from benchmark.loop import AwaitingAnswers, run_experiment
-from benchmark.plan import RunSpec
 from benchmark.run_folder import RunFolder
+from benchmark.run_spec import RunSpec
 from benchmark.supervised import run_supervised
 from benchmark.tables import rebuild_leaderboard, write_tables
 from benchmark.training import Reporter
