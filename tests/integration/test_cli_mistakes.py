@@ -90,7 +90,7 @@ CASES = [  # (id, argv builder (tmp_path, planted folder) -> argv, phrases the o
     ("export_unknown_run", lambda t, o: ["export-queries", "--results", str(o), "--run", "nope", "--cycle", "1"],
      ["nope"]),
     ("import_missing_file", lambda t, o: ["import-labels", "--results", str(o), "--run", "elsewhere", "--file",
-                                          str(t / "answers.csv")], ["answers.csv"]),
+                                          str(t / "answers.csv")], ["elsewhere"]),
     ("check_empty_root", lambda t, o: ["datasets", "check", "--dataset", "voc2012", "--data-root", str(t / "empty")],
      ["voc2012"]),
 ]
