@@ -212,6 +212,14 @@ def cmd_datasets_check(args, console) -> int:
     return 0
 
 
+def cmd_study(args, console) -> int:
+    from benchmark.study import main as study_main
+
+    if args.study != "mc-dropout":
+        raise UsageError(f"unknown study {args.study!r}: the one study is mc-dropout")
+    return study_main(args.study_args)
+
+
 def cmd_perf(args, console) -> int:
     from benchmark.perf.suite import main as perf_main
 
@@ -262,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-label-files", type=int, default=None,
                    help="read at most this many label files per split for the histogram")
     p.set_defaults(func=cmd_datasets_check)
+    p = sub.add_parser("study", help="a grid of runs and its summary: `study mc-dropout` (see benchmark/study.py)")
+    p.add_argument("study", help="mc-dropout")
+    p.set_defaults(func=cmd_study)
     # its own flags are parsed by benchmark.perf.suite (`python -m benchmark perf --help`)
     p = sub.add_parser("perf", help="performance suite (see benchmark/perf)", add_help=False)
     p.set_defaults(func=cmd_perf)
@@ -280,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         if args.command == "perf":
             args.perf_args = extra
+        elif args.command == "study":
+            args.study_args = extra
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as err:

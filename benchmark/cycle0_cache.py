@@ -2,7 +2,7 @@
 
 Cycle 0 is the same for every strategy of a seed (same clicks, same initial weights, same
 schedule), so its trained weights and metrics are stored under ``<out>/cache/cycle0/<key>.pt``,
-``key`` a digest of every RunSpec field whose role is CYCLE0 (``benchmark.plan.cycle0_key``).
+``key`` a digest of every RunSpec field whose role is CYCLE0 (``benchmark.run_spec.cycle0_key``).
 Weights are plain tensors, loaded with ``weights_only=True``.
 
 Several processes may reach cycle 0 of one seed at once (the jobs of ``benchmark launch``, or runs

@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmark import distributed
 from benchmark.errors import RunFailed
 from benchmark.loop import AwaitingAnswers, run_experiment
-from benchmark.plan import RunSpec
 from benchmark.run_folder import FollowerFolder, RunFolder
+from benchmark.run_spec import RunSpec
 from benchmark.run_state import AWAITING, BUSY_GRACE_SECONDS, FAILED, FINISHED, FollowerClaim, RunClaim
 from benchmark.supervised import run_supervised
 from benchmark.tables import rebuild_leaderboard, write_tables

@@ -202,8 +202,8 @@ class CycleZeroJob(BenchmarkJob):
         from benchmark.cycle0_cache import CycleZeroCache
         from benchmark.labels import GroundTruthOracle
         from benchmark.loop import cycle0_store, train_cycle_zero
-        from benchmark.plan import cycle0_key
         from benchmark.preflight import PlanResources
+        from benchmark.run_spec import cycle0_key
         from benchmark.training import Reporter
 
         _prepare_process(self.plugins)

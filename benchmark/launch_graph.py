@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from benchmark.cycle0_cache import CycleZeroCache
 from benchmark.jobs import CycleZeroJob, RunJob, TablesJob
 from benchmark.locks import is_locked
-from benchmark.plan import cycle0_key
 from benchmark.run_folder import RunFolder
+from benchmark.run_spec import cycle0_key
 from benchmark.run_state import run_lock_path
 
 

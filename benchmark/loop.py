@@ -13,9 +13,10 @@ from benchmark.acquisition import Acquisition, acquire
 from benchmark.cycle0_cache import CycleZeroCache
 from benchmark.labels import IGNORE_INDEX, GroundTruthOracle, LabelStore, PendingOracle, seed_random_pixels
 from benchmark.maps import uncertainty_maps
-from benchmark.plan import cycle0_key, selector_params
+from benchmark.presets import selector_params
 from benchmark.query_diagnostics import query_diagnostics, rare_classes
 from benchmark.records import CycleRecord
+from benchmark.run_spec import cycle0_key
 from benchmark.seeds import generator
 from benchmark.training import Reporter, Trained, fresh_model, train_and_evaluate
 from strategies import build_selector, build_strategy

@@ -1,115 +1,19 @@
 """From command-line flags to a validated list of runs. Every flag is checked here, once."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from benchmark.errors import UsageError
+from benchmark.presets import load_preset, resolve_preset, selector_params
 from benchmark.records import DEFAULT_SELECTION, SUPERVISED
+from benchmark.run_spec import RunSpec, preset_digest, run_identity
 
 MODELS = ("deeplabv3plus", "fpn")
-
 VOID_CLICKS = ("spend", "skip")
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "mmseg_configs"
-PRESET_DIR = CONFIG_DIR / "presets"
-
-# What each RunSpec field is for, stated once per field (``role`` metadata):
-RUN = "run"              # identifies a run's results: a resumed run must match on it
-CYCLE0 = "cycle0"        # identifies the run's cycle 0 (shared model of a seed) AND the run
-EXECUTION = "execution"  # only how the run executes; may change between resumes
-ROLES = (RUN, CYCLE0, EXECUTION)
-
-
-def _tagged(role: str, **kwargs):
-    return field(metadata={"role": role}, **kwargs)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything one run (dataset, model, strategy, seed) needs; flags map 1:1 to fields.
-
-    Every field carries a role (``RUN``, ``CYCLE0`` or ``EXECUTION``); the resume check and the
-    cycle-0 cache key are both derived from those roles (``run_identity``, ``cycle0_identity``).
-    """
-
-    dataset: str = _tagged(CYCLE0)
-    data_root: str = _tagged(CYCLE0)
-    model: str = _tagged(CYCLE0)
-    preset: str = _tagged(EXECUTION)         # path of the mmengine config file (its content: preset_digest)
-    preset_digest: str = _tagged(CYCLE0)     # digest of the resolved preset (its _base_ files included)
-    strategy: str = _tagged(RUN)
-    selection: str = _tagged(RUN)            # the selector turning a score map into clicks (topn, ...)
-    seed: int = _tagged(CYCLE0)
-    cycles: int = _tagged(RUN)
-    pixels_per_image: int = _tagged(CYCLE0)
-    mc_samples: int = _tagged(RUN)
-    train_iters: int = _tagged(CYCLE0)
-    batch_size: int = _tagged(CYCLE0)
-    device: str = _tagged(EXECUTION)
-    retrain: str = _tagged(RUN)
-    oracle: str = _tagged(EXECUTION)
-    out: str = _tagged(EXECUTION)
-    pretrained: str | None = _tagged(CYCLE0)
-    amp: bool = _tagged(CYCLE0)
-    map_images: int = _tagged(EXECUTION)
-    map_strategies: tuple = _tagged(EXECUTION)  # strategies whose score maps are saved for the figures
-    mc_dropout_rate: float = _tagged(CYCLE0)  # the head's dropout, at training and at MC inference
-    mc_dropout_mask: str = _tagged(CYCLE0)    # channel (Dropout2d) or element (Dropout)
-    void_clicks: str = _tagged(CYCLE0)        # spend: a void click costs budget; skip: passed over for free
-    record_pixels: int = _tagged(RUN)         # pixels per image the uncertainty record samples (0: all)
-    gpus_per_run: int = _tagged(CYCLE0, default=1)  # DDP ranks; the effective batch is gpus_per_run x batch_size
-
-    @property
-    def run_id(self) -> str:
-        """``dataset__model__strategy[__selection]__seedN`` (the selection named when not topn)."""
-        selection = "" if self.selection == DEFAULT_SELECTION else f"__{self.selection}"
-        return f"{self.dataset}__{self.model}__{self.strategy}{selection}__seed{self.seed}"
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out) / "runs" / self.run_id
-
-    @property
-    def is_supervised(self) -> bool:
-        return self.strategy == SUPERVISED
-
-    @property
-    def planned_cycles(self) -> int:
-        """Cycles this run records: the supervised reference trains once."""
-        return 1 if self.is_supervised else self.cycles
-
-    @property
-    def effective_batch_size(self) -> int:
-        """Images per optimiser step: --batch-size per rank, times the ranks."""
-        return self.batch_size * self.gpus_per_run
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def role_of(name: str) -> str:
-    """The role of the RunSpec field ``name``."""
-    return {f.name: f.metadata.get("role") for f in fields(RunSpec)}[name]
-
-
-def run_identity(spec: RunSpec) -> dict:
-    """The fields a resumed run must share with the run in the folder (roles RUN and CYCLE0)."""
-    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.metadata["role"] in (RUN, CYCLE0)}
-
-
-def cycle0_identity(spec: RunSpec) -> dict:
-    """The fields that determine cycle 0's trained model (role CYCLE0): not the strategy."""
-    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.metadata["role"] == CYCLE0}
-
-
-def preset_digest(preset) -> str:
-    """Digest of a resolved mmengine preset (every value, its ``_base_`` files included)."""
-    text = json.dumps(preset.to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -191,11 +95,6 @@ def resolve_selection_names(text: str, preset) -> list[str]:
     return names
 
 
-def selector_params(preset, name: str) -> dict:
-    """The preset's parameters of selector ``name`` (``active_learning.selector_params``)."""
-    return dict(preset.active_learning.get("selector_params", {}).get(name, {}))
-
-
 def resolve_models(text: str) -> list[str]:
     if text.strip() == "all":
         return list(MODELS)
@@ -204,23 +103,6 @@ def resolve_models(text: str) -> list[str]:
         if name not in MODELS:
             raise UsageError(f"unknown model {name!r}: choose one of {', '.join(MODELS)} or all")
     return list(dict.fromkeys(names))
-
-
-def resolve_preset(preset: str | None, dataset: str, model: str) -> Path:
-    """A preset name (file ``mmseg_configs/presets/<name>_<model>.py``) or a config path."""
-    name = preset or dataset
-    if name.endswith(".py"):
-        path = Path(name)
-        if not path.is_file():
-            raise UsageError(f"preset file {name} does not exist: pass an existing mmengine "
-                             f"config file or a preset name")
-        return path.resolve()
-    path = PRESET_DIR / f"{name}_{model}.py"
-    if not path.is_file():
-        known = sorted({p.stem.rsplit("_", 1)[0] for p in PRESET_DIR.glob("*_*.py")})
-        raise UsageError(f"no preset {name!r} for model {model}: choose one of "
-                         f"{', '.join(known)} or pass a config file path")
-    return path
 
 
 def check_device(device: str) -> str:
@@ -254,36 +136,6 @@ def check_writable(out: Path) -> None:
 def check_positive(value: int | None, flag: str, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise UsageError(f"{flag} must be at least {minimum}; got {value}")
-
-
-PRESET_KEYS = {  # section -> keys the harness reads from it (the model section is mmseg's own)
-    "model": (), "active_learning": ("cycles", "pixels_per_image", "mc_samples", "seeds"),
-    "schedule": ("iters", "batch_size", "optimizer"), "data": (),
-}
-
-
-def load_preset(path: Path):
-    """The resolved mmengine config of a preset; UsageError for an unreadable one or one that lacks
-    a section or key the harness reads."""
-    from mmengine.config import Config
-
-    try:
-        preset = Config.fromfile(str(path))
-    except Exception as err:  # a user's own config file with a mistake in it
-        text = " ".join(str(err).split())
-        raise UsageError(f"cannot read preset {path}: {type(err).__name__}: {text}; fix the file or pick a "
-                         f"preset name") from None
-    for section, keys in PRESET_KEYS.items():
-        if not isinstance(preset.get(section), dict):
-            raise UsageError(f"preset {path} has no {section} section (a dict): inherit one of "
-                             f"mmseg_configs/presets/ through _base_ or define it")
-        missing = [k for k in keys if k not in preset[section]]
-        if missing:
-            raise UsageError(f"preset {path}: {section} lacks {', '.join(missing)}: add it or inherit a preset")
-    if not isinstance(preset.schedule.optimizer, dict) or "type" not in preset.schedule.optimizer:
-        raise UsageError(f"preset {path}: schedule.optimizer must be a dict with a type, e.g. "
-                         f"dict(type='AdamW', lr=2e-3)")
-    return preset
 
 
 def mc_dropout_settings(args, al) -> dict:
@@ -344,6 +196,17 @@ def _pick(flag_value, preset_value):
     return preset_value if flag_value is None else flag_value
 
 
+def _count(args, flag: str, section, key: str, preset_path, minimum: int = 1, default=None) -> int:
+    """An integer setting: the flag's value, else the preset's ``section[key]``; checked."""
+    value = getattr(args, flag.lstrip("-").replace("-", "_"))
+    source = flag
+    if value is None:
+        value, source = section.get(key, default), f"{key} in preset {preset_path}"
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{source} must be an integer of at least {minimum}; got {value!r}")
+    return value
+
+
 def make_plan(args) -> list[RunSpec]:
     """Validate every flag and expand them into the ordered list of runs.
 
@@ -369,24 +232,26 @@ def make_plan(args) -> list[RunSpec]:
         preset_path = resolve_preset(args.preset, args.dataset, model)
         preset = load_preset(preset_path)
         al, schedule = preset.active_learning, preset.schedule
-        seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else list(al.seeds)
+        seeds = (parse_int_list(args.seeds, "--seeds") if args.seeds else
+                 parse_int_list(",".join(map(str, al.seeds)), f"seeds in preset {preset_path}"))
         data_root = resolve_data_root(args.dataset, args.data_root, preset)
         base = RunSpec(
             dataset=args.dataset, data_root=str(data_root), model=model, preset=str(preset_path),
-            strategy="", selection=DEFAULT_SELECTION, seed=0, cycles=_pick(args.cycles, al.cycles),
-            pixels_per_image=_pick(args.pixels_per_image, al.pixels_per_image),
-            mc_samples=_pick(args.mc_samples, al.mc_samples),
-            train_iters=_pick(args.train_iters, schedule.iters),
-            batch_size=_pick(args.batch_size, schedule.batch_size), device=device,
+            strategy="", selection=DEFAULT_SELECTION, seed=0,
+            cycles=_count(args, "--cycles", al, "cycles", preset_path),
+            pixels_per_image=_count(args, "--pixels-per-image", al, "pixels_per_image", preset_path),
+            mc_samples=_count(args, "--mc-samples", al, "mc_samples", preset_path),
+            train_iters=_count(args, "--train-iters", schedule, "iters", preset_path),
+            batch_size=_count(args, "--batch-size", schedule, "batch_size", preset_path), device=device,
             retrain=args.retrain, oracle=args.oracle, out=str(out.resolve()),
             pretrained=str(Path(args.pretrained).resolve()) if args.pretrained else None,
             amp=bool(args.amp or schedule.get("amp", False)),
-            map_images=_pick(args.map_images, al.get("map_images", 0)),
+            map_images=_count(args, "--map-images", al, "map_images", preset_path, minimum=0, default=0),
             map_strategies=tuple(resolve_strategy_names(args.map_strategies, "--map-strategies")
                                  if args.map_strategies is not None else al.get("map_strategies", ())),
             preset_digest=preset_digest(preset),
             **mc_dropout_settings(args, al), void_clicks=void_clicks_setting(args, al),
-            record_pixels=_pick(args.record_pixels, al.get("record_pixels", 0)),
+            record_pixels=_count(args, "--record-pixels", al, "record_pixels", preset_path, minimum=0, default=0),
             gpus_per_run=getattr(args, "gpus_per_run", 1),
         )
         check_mc_samples(strategies, base.mc_samples)
@@ -431,8 +296,3 @@ def _same(saved, value) -> bool:
     return json.loads(json.dumps(value, default=str)) == saved
 
 
-def cycle0_key(spec: RunSpec) -> str:
-    """The cycle-0 cache entry of ``spec``: readable prefix + digest of ``cycle0_identity``."""
-    text = json.dumps(cycle0_identity(spec), sort_keys=True, default=str)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"{spec.dataset}__{spec.model}__seed{spec.seed}__{digest}"

@@ -25,7 +25,7 @@ class PlanResources:
         self._presets, self._data = {}, {}
 
     def preset(self, run):
-        from benchmark.plan import load_preset
+        from benchmark.presets import load_preset
 
         if run.preset not in self._presets:
             self._presets[run.preset] = load_preset(Path(run.preset))

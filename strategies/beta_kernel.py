@@ -60,7 +60,11 @@ PSI_TERMS = [float(_B[2 * k] / (2 * k)) for k in range(1, TERMS + 1)]
 
 
 class Workspace:
-    """Named flat buffers of ``numel`` elements, allocated once and reused (``ws(name, n)``)."""
+    """Named flat buffers of ``numel`` elements, allocated once and reused (``ws(name, n)``).
+
+    One namespace for every function given the workspace: a name holds one buffer, so callers
+    use distinct names for data that must stay alive across calls.
+    """
 
     def __init__(self, numel: int, device: torch.device | str) -> None:
         self.numel, self.device = numel, device
@@ -131,7 +135,7 @@ def beta_entropy_into(x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor, h: 
     if floored:
         _log_beta_function_into(y3, inverse3, r3, ws("log_b", n), ws)
     # log W, W = (y_a y_b / y_s)^(8 + 1/2) P_s / (P_a P_b y_s)
-    v = torch.mul(y3[0], y3[1], out=ws("v", n)).mul_(w3[2])
+    v = torch.mul(y3[0], y3[1], out=ws("ratio", n)).mul_(w3[2])  # y_a y_b / y_s
     torch.mul(v, v, out=h).square_().square_().mul_(v.sqrt_())
     h.mul_(inverse3[0]).mul_(inverse3[1]).div_(inverse3[2]).mul_(w3[2]).log_()
     h.add_(HALF_LOG_2PI_E - SHIFT)

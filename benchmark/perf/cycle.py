@@ -42,7 +42,7 @@ def prepare(args):
     from benchmark.data.synthetic import default_cache_dir, ensure_synthetic
     from benchmark.labels import GroundTruthOracle, LabelStore, seed_random_pixels
     from benchmark.loaders import RunData
-    from benchmark.plan import PRESET_DIR, load_preset
+    from benchmark.presets import PRESET_DIR, load_preset
 
     register_mmseg()
     preset = load_preset(PRESET_DIR / DEFAULT_PRESET)

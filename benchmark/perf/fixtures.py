@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 
 from benchmark.labels import ImageShape
-from benchmark.plan import CONFIG_DIR, RunSpec
+from benchmark.presets import CONFIG_DIR
+from benchmark.run_spec import RunSpec
 from benchmark.timing import synchronize  # noqa: F401  (re-exported for the perf sections)
 
 MODEL_DIR = CONFIG_DIR / "models"

@@ -5,7 +5,9 @@ Prints, in one run and on one machine:
      against the copy bandwidth),
   2. pool scoring throughput per strategy (pixels/s; bytes read as a share of copy bandwidth),
   3. peak memory of a pool acquisition for two pool sizes and two m (fresh process each),
-  4. the time breakdown of one default cycle through the harness's own functions.
+  4. the time breakdown of one default cycle through the harness's own functions,
+  5. training throughput: the harness's iteration against a plain mmengine Runner's, its stages,
+     and the levers that change it.
 Timings are medians of --repeats runs; nothing here asserts a timing.
 """
 from __future__ import annotations
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke test in well under a minute")
-    p.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3")
+    p.add_argument("--sections", default="1,2,3,4,5", help="which sections to run, e.g. 1,3")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 with --tiny)")
     p.add_argument("--repeats", type=int, help="timed repetitions per measurement (median reported)")
     p.add_argument("--mc-samples", type=int, help="m for sections 1-3")
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.perf.cycle import section_cycle
 
         section_cycle(args, console)
+    if 5 in args.sections:
+        from benchmark.perf.training import section_training
+
+        section_training(args, console)
     if args.profile:
         from benchmark.perf.profiling import print_profiles
 

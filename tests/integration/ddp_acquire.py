@@ -22,8 +22,10 @@ from benchmark.cycle0_cache import CycleZeroCache
 from benchmark.labels import GroundTruthOracle
 from benchmark.loop import cycle0_store
 from benchmark.model import evaluate
-from benchmark.plan import cycle0_key, make_plan, selector_params
+from benchmark.plan import make_plan
 from benchmark.preflight import PlanResources
+from benchmark.presets import selector_params
+from benchmark.run_spec import cycle0_key
 from benchmark.training import fresh_model
 from strategies import build_selector, build_strategy
 

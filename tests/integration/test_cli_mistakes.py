@@ -20,6 +20,7 @@ PRESET_TEXT = {  # a user's own preset file, each with one mistake
     "syntax": BASE + "schedule = dict(iters=10\n",
     "no_schedule": f"_base_ = ['{REPO / 'mmseg_configs' / 'models' / 'deeplabv3plus_tiny.py'}']\n",
     "pipeline": BASE + "data = dict(train_augment=[dict(type='NoSuchTransform')])\n",
+    "wrong_type": BASE + "schedule = dict(iters='ten')\n",
 }
 PLANTED = {"notes.txt": b"my notes\n", "cycles.csv": b"dataset,model\nmine,mine\n",
            "runs/elsewhere/keep.bin": bytes(range(256))}
@@ -52,10 +53,10 @@ def camvid(tmp_path: Path, damage: str) -> str:
     return str(root)
 
 
-def run(*args):
+def run(extra):
     """A ``run`` command line writing into the planted folder ``o`` (one training iteration, were it
-    ever to train)."""
-    return lambda t, o: ["run", "--train-iters", "1", "--out", str(o), *args(t)]
+    ever to train) with the flags ``extra(tmp_path)``."""
+    return lambda t, o: ["run", "--train-iters", "1", "--out", str(o), *extra(t)]
 
 
 CASES = [  # (id, argv builder (tmp_path, planted folder) -> argv, phrases the one line must hold)
@@ -67,6 +68,8 @@ CASES = [  # (id, argv builder (tmp_path, planted folder) -> argv, phrases the o
     ("preset_syntax", run(lambda t: ["--preset", preset_file(t, "syntax")]), ["user_preset_syntax"]),
     ("preset_section", run(lambda t: ["--preset", preset_file(t, "no_schedule")]), ["active_learning"]),
     ("pipeline_step", run(lambda t: ["--preset", preset_file(t, "pipeline")]), ["NoSuchTransform"]),
+    ("preset_value_type", lambda t, o: ["run", "--out", str(o), "--preset", preset_file(t, "wrong_type")],
+     ["iters", "'ten'", "user_preset_wrong_type"]),
     ("strategy_typo", run(lambda t: ["--strategy", "balnet"]), ["balnet", "Did you mean 'balent'"]),
     ("selection_typo", run(lambda t: ["--selection", "sprad"]), ["sprad", "spread"]),
     ("map_strategy", run(lambda t: ["--map-strategies", "entropyy"]), ["--map-strategies", "entropyy"]),
@@ -87,14 +90,24 @@ CASES = [  # (id, argv builder (tmp_path, planted folder) -> argv, phrases the o
     ("export_unknown_run", lambda t, o: ["export-queries", "--results", str(o), "--run", "nope", "--cycle", "1"],
      ["nope"]),
     ("import_missing_file", lambda t, o: ["import-labels", "--results", str(o), "--run", "elsewhere", "--file",
-                                          str(t / "answers.csv")], ["answers.csv"]),
+                                          str(t / "answers.csv")], ["elsewhere"]),
     ("check_empty_root", lambda t, o: ["datasets", "check", "--dataset", "voc2012", "--data-root", str(t / "empty")],
      ["voc2012"]),
 ]
 
 
+@pytest.fixture(scope="module")
+def generated(benchmark_cache):
+    """The embedded dataset generated once beforehand (into the tests' cache), so the timings are
+    the commands' own."""
+    from benchmark.data.synthetic import ensure_synthetic
+    from benchmark.presets import PRESET_DIR, load_preset
+
+    ensure_synthetic(benchmark_cache, **load_preset(PRESET_DIR / "synthetic_deeplabv3plus.py").synthetic)
+
+
 @pytest.mark.parametrize("argv, phrases", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_a_mistake_is_one_line_fast_and_touches_nothing(run_cli, tmp_path, argv, phrases):
+def test_a_mistake_is_one_line_fast_and_touches_nothing(run_cli, generated, tmp_path, argv, phrases):
     out = planted(tmp_path / "out")
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "empty").mkdir()

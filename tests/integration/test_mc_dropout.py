@@ -152,14 +152,14 @@ def test_each_image_draws_its_masks_from_its_own_generator():
 def test_the_training_head_uses_the_runs_rate_and_mask(rate, kind, layer):
     from dataclasses import replace
 
+    from benchmark.presets import PRESET_DIR, load_preset
     from benchmark.training import fresh_model
 
     class Data:
         classes = tuple("abcde")
 
     spec = replace(acquisition_spec("cpu", mc_samples=2, batch_size=1), mc_dropout_rate=rate, mc_dropout_mask=kind)
-    preset = __import__("benchmark.plan", fromlist=["load_preset"]).load_preset(
-        __import__("benchmark.plan", fromlist=["PRESET_DIR"]).PRESET_DIR / "synthetic_fpn.py")
+    preset = load_preset(PRESET_DIR / "synthetic_fpn.py")
     head = fresh_model(spec, preset, Data()).decode_head
     assert type(head.dropout) is layer and head.dropout.p == rate
     assert mc.head_dropout(head) == (rate, kind)

@@ -15,9 +15,9 @@ import torch
 
 from benchmark.errors import UsageError
 from benchmark.locks import FileLock, is_locked
-from benchmark.plan import RunSpec
 from benchmark.records import CycleRecord
 from benchmark.run_folder import RunFolder
+from benchmark.run_spec import RunSpec
 from benchmark.run_state import FINISHED, INTERRUPTED, RUNNING, RunClaim, check_not_running, run_lock_path
 from benchmark.tables import collect_tables, rebuild_leaderboard, write_tables
 from tests.test_benchmark.test_plan import SPEC

@@ -14,7 +14,7 @@ from benchmark.data import dataset_names, get_dataset
 from benchmark.data.check import print_report
 from benchmark.errors import UsageError
 from benchmark.loaders import RunData, same_size_batches
-from benchmark.plan import PRESET_DIR
+from benchmark.presets import PRESET_DIR
 from tests.fixtures.native_layouts import N_TRAIN, N_VAL, make_native_layout
 
 REAL = ("cityscapes", "camvid", "ade20k", "voc2012")

@@ -8,8 +8,8 @@ from benchmark.errors import UsageError
 from benchmark.jobs import CycleZeroJob, RunJob, TablesJob
 from benchmark.launch import parse_minutes, parse_slurm_options
 from benchmark.launch_graph import plan_jobs
-from benchmark.plan import cycle0_key
 from benchmark.run_folder import RunFolder
+from benchmark.run_spec import cycle0_key
 from benchmark.run_state import run_lock_path
 from tests.test_benchmark.test_concurrency import _held_elsewhere, _record, spec
 

@@ -19,6 +19,7 @@ from strategies.uncertainty import (
     entropy,
     margin,
     posterior_term,
+    posterior_term_parts,
 )
 from tests.test_strategies.conftest import softmax_samples
 
@@ -186,3 +187,26 @@ def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) ->
     torch.testing.assert_close(decomposition(fresh)["posterior"], parts["posterior"])
     torch.testing.assert_close(build_strategy("balent").score(fresh), exact)
     assert calls == [False, True, False]  # a new posterior computes its own, once
+
+
+@pytest.mark.parametrize("floored", [False, True])
+def test_posterior_term_does_not_depend_on_blocks_threads_or_compaction(monkeypatch,
+                                                                       floored: bool) -> None:
+    """The CUDA setting (one block, one worker), small blocks on a thread pool, and evaluating only
+    the valid fits (gathered) or every class-pixel (masked) all give the same S."""
+    import strategies.posterior_term as pt
+
+    probs = softmax_samples(6, (2, 7, 9, 11), seed=5, spread=0.5, scale=6.0)  # many tiny classes
+    post = PixelPosterior.from_samples(probs.to(torch.float32))
+    results = []
+    for block, threads, compact_below in ((1 << 21, 1, 2.0), (1 << 21, 1, 0.0), (50, 2, 2.0),
+                                          (50, 2, 0.0)):
+        monkeypatch.setattr(pt, "BLOCK_ELEMENTS", block)
+        monkeypatch.setattr(pt, "COMPACT_BELOW", compact_below)
+        monkeypatch.setattr(pt.torch, "get_num_threads", lambda threads=threads: threads)
+        results.append(posterior_term_parts(post.mean, post.variance, floored=floored))
+    for other in results[1:]:
+        torch.testing.assert_close(other.finite, results[0].finite, rtol=1e-14, atol=0.0)
+        assert torch.equal(other.saturated, results[0].saturated)
+        assert torch.equal(other.fitted, results[0].fitted)
+    assert bool(results[0].fitted.any()) and bool((results[0].finite < 0).any())

@@ -1,0 +1,197 @@
+"""Section 5: training throughput. One training iteration of the harness against a plain mmengine
+Runner training the same mmseg model on the same images with dense labels (mmseg's own dataset
+and pipeline, built from a config dict: no harness code), the stages of the harness's iteration,
+and the levers that change its cost.
+
+A per-iteration time is ``(T(n2) - T(n1)) / (n2 - n1)`` with T(n) the wall time of a whole
+training of n iterations (Runner construction, dataloader start and teardown cancel out); best of
+``--repeats`` for each T.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.table import Table
+
+PRESET = "synthetic_deeplabv3plus.py"
+
+
+def _prepare(args):
+    """The default preset, its generated dataset, a RunData and cycle 0's clicks (5 per image)."""
+    from benchmark.data import get_dataset
+    from benchmark.data.synthetic import default_cache_dir, ensure_synthetic
+    from benchmark.labels import GroundTruthOracle, LabelStore, seed_random_pixels
+    from benchmark.loaders import RunData
+    from benchmark.presets import PRESET_DIR, load_preset
+
+    preset = load_preset(PRESET_DIR / PRESET)
+    params = dict(n_train=8, n_val=2, height=32, width=32) if args.tiny else dict(preset.get("synthetic", {}))
+    root = ensure_synthetic(default_cache_dir(), **params)
+    spec = get_dataset("synthetic")
+    data = RunData(spec, str(root), preset)
+    picks = seed_random_pixels(data.shapes, preset.active_learning.pixels_per_image, torch.Generator().manual_seed(0))
+    store = LabelStore(data.shapes).with_clicks(0, picks, GroundTruthOracle(data.ground_truth).answer(picks))
+    return preset, spec, root, data, store
+
+
+def _model(preset, data, device):
+    from benchmark.model import build_model
+
+    return build_model(preset, len(data.classes), 0, None, device)
+
+
+def harness_training(preset, data, store, iters: int, batch_size: int, device) -> float:
+    """Wall time of the harness's training of ``iters`` iterations on click labels."""
+    from benchmark.model import train_one_cycle
+
+    model = _model(preset, data, device)
+    loader = data.train_loader(store, batch_size, 0)
+    with tempfile.TemporaryDirectory(prefix="perf-harness-") as work:
+        start = time.perf_counter()
+        train_one_cycle(model, loader, preset.schedule, iters, Path(work) / "run", 0, False)
+        return time.perf_counter() - start
+
+
+def peer_training(preset, spec, root, data, iters: int, batch_size: int, device) -> float:
+    """Wall time of a plain mmengine Runner training the same model on the same images, dense labels."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from benchmark.model import _quiet_mmengine
+
+    model = copy.deepcopy(dict(preset.model))
+    for head in ("decode_head", "auxiliary_head"):
+        if model.get(head) is not None:
+            model[head]["num_classes"] = len(data.classes)
+    pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
+                *copy.deepcopy(list(preset.data.get("train_augment", []))), dict(type="PackSegInputs")]
+    with tempfile.TemporaryDirectory(prefix="perf-peer-") as work:
+        cfg = Config(dict(
+            model=model, work_dir=work, default_scope="mmseg", randomness=dict(seed=0), log_level="WARNING",
+            train_dataloader=dict(batch_size=batch_size, num_workers=0, sampler=dict(type="InfiniteSampler"),
+                                  dataset=dict(spec.dataset_cfg(root, "train"), pipeline=pipeline)),
+            train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
+            optim_wrapper=dict(type="OptimWrapper", optimizer=dict(preset.schedule.optimizer)),
+            param_scheduler=[dict(type="PolyLR", eta_min=0.0, power=0.9, begin=0, end=iters, by_epoch=False)],
+            default_hooks=dict(timer=dict(type="IterTimerHook"), param_scheduler=dict(type="ParamSchedulerHook"),
+                               logger=dict(type="LoggerHook", interval=max(iters // 4, 1)), checkpoint=None)))
+        start = time.perf_counter()
+        runner = Runner.from_cfg(cfg)
+        runner.model.to(device)
+        with _quiet_mmengine():
+            runner.train()
+        return time.perf_counter() - start
+
+
+def per_iteration(train, n1: int, n2: int, repeats: int) -> float:
+    """``(T(n2) - T(n1)) / (n2 - n1)``, each T the best of ``repeats`` after one untimed warm-up."""
+    train(n1)
+    best = {n: min(train(n) for _ in range(repeats)) for n in (n1, n2)}
+    return (best[n2] - best[n1]) / (n2 - n1)
+
+
+def iteration_stages(preset, data, store, batch_size: int, device, repeats: int) -> dict:
+    """Seconds per iteration of each stage of the harness's training step, measured apart."""
+    from mmengine.optim import build_optim_wrapper
+
+    loader = iter(data.train_loader(store, batch_size, 0))
+    model = _model(preset, data, device).train()
+    optim = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(preset.schedule.optimizer)))
+    times = {k: [] for k in ("data pipeline (decode, LoadSparseLabels, augment, collate)",
+                             "preprocess + forward + loss", "backward", "optimizer step")}
+    names = list(times)
+    for _ in range(repeats + 2):
+        t0 = time.perf_counter()
+        batch = next(loader)
+        t1 = time.perf_counter()
+        losses = model._run_forward(model.data_preprocessor(batch, True), mode="loss")
+        loss, _ = model.parse_losses(losses)
+        t2 = time.perf_counter()
+        loss.backward()
+        t3 = time.perf_counter()
+        optim.step()
+        optim.zero_grad()
+        t4 = time.perf_counter()
+        for name, seconds in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            times[name].append(seconds)
+    return {name: float(np.median(v[2:])) for name, v in times.items()}  # two warm-up iterations dropped
+
+
+def compute_seconds(preset, data, store, batch_size: int, device, repeats: int, channels_last=False) -> float:
+    """Median seconds of forward + backward + optimizer on one fixed batch."""
+    from mmengine.optim import build_optim_wrapper
+
+    batch = next(iter(data.train_loader(store, batch_size, 0)))
+    model = _model(preset, data, device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optim = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(preset.schedule.optimizer)))
+    seconds = []
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        data_in = model.data_preprocessor(batch, True)
+        if channels_last:
+            data_in["inputs"] = data_in["inputs"].contiguous(memory_format=torch.channels_last)
+        loss, _ = model.parse_losses(model._run_forward(data_in, mode="loss"))
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds[2:]))
+
+
+def section_training(args, console) -> None:
+    preset, spec, root, data, store = _prepare(args)
+    device, repeats = args.device, max(1, min(args.repeats, 3))
+    batch = int(preset.schedule.batch_size)
+    n1, n2 = (2, 8) if args.tiny else (10, 60)
+    harness = per_iteration(lambda n: harness_training(preset, data, store, n, batch, device), n1, n2, repeats)
+    peer = per_iteration(lambda n: peer_training(preset, spec, root, data, n, batch, device), n1, n2, repeats)
+    console.print(f"5. Training throughput ({PRESET}{', tiny dataset' if args.tiny else ''}, batch {batch}, "
+                  f"{torch.get_num_threads()} threads): per iteration = (T({n2}) - T({n1})) / {n2 - n1}, "
+                  f"best of {repeats} per T")
+    table = Table(title="5. One training iteration: the harness vs a plain mmengine Runner")
+    for column in ("side", "ms / iteration", "ratio harness / peer (goal <= 1.05)"):
+        table.add_column(column, justify="left" if column == "side" else "right")
+    table.add_row("harness: train_one_cycle on click labels (LoadSparseLabels, click-aware augment)",
+                  f"{harness * 1e3:.1f}", f"{harness / peer:.3f}")
+    table.add_row("peer: Runner.from_cfg, mmseg dataset + LoadAnnotations, dense labels", f"{peer * 1e3:.1f}", "")
+    console.print(table)
+    stages = iteration_stages(preset, data, store, batch, device, 3 * repeats + 2)
+    table = Table(title="5b. Stages of the harness's iteration (medians, measured apart)")
+    table.add_column("stage")
+    table.add_column("ms", justify="right")
+    table.add_column("share of the iteration", justify="right")
+    for name, seconds in stages.items():
+        table.add_row(name, f"{seconds * 1e3:.1f}", f"{100 * seconds / harness:.0f}%")
+    rest = harness - sum(stages.values())
+    table.add_row("Runner, hooks and logging (the rest)", f"{rest * 1e3:.1f}", f"{100 * rest / harness:.0f}%")
+    console.print(table)
+    section_levers(args, console, preset, data, store, batch, repeats)
+
+
+def section_levers(args, console, preset, data, store, batch: int, repeats: int) -> None:
+    """Forward + backward + optimizer per image under each lever, on one fixed batch."""
+    device = args.device
+    table = Table(title="5c. Levers: compute of one iteration (forward + backward + optimizer)")
+    for column in ("lever", "ms / iteration", "ms / image", "vs baseline"):
+        table.add_column(column, justify="left" if column == "lever" else "right")
+    base = compute_seconds(preset, data, store, batch, device, 3 * repeats)
+    rows = [("baseline (batch %d, %d threads)" % (batch, torch.get_num_threads()), base, batch)]
+    rows.append(("channels_last", compute_seconds(preset, data, store, batch, device, 3 * repeats, True), batch))
+    half = max(batch // 2, 1)
+    rows.append((f"batch {half}", compute_seconds(preset, data, store, half, device, 3 * repeats), half))
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+        rows.append(("1 thread", compute_seconds(preset, data, store, batch, device, 3 * repeats), batch))
+        torch.set_num_threads(threads)
+    for label, seconds, images in rows:
+        table.add_row(label, f"{seconds * 1e3:.1f}", f"{seconds / images * 1e3:.2f}",
+                      f"{seconds / images / (base / batch):.2f}x")
+    console.print(table)
