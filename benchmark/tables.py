@@ -83,6 +83,8 @@ def sync_tables(results_dir) -> None:
     results_dir = Path(results_dir)
     if not (results_dir / "runs").is_dir():
         return
+    if (results_dir / "cycles.csv").is_file():
+        read_cycles_csv(results_dir / "cycles.csv")  # a garbled table is refused before anything, the lock included, is written
     with tables_lock(results_dir):
         _sync_tables(results_dir)
 
@@ -188,6 +190,7 @@ def write_leaderboard(results_dir, frame: pd.DataFrame) -> Path:
 
 def rebuild_leaderboard(results_dir) -> pd.DataFrame:
     """Read ``results_dir/cycles.csv``, write ``results_dir/leaderboard.csv``, return the frame."""
+    read_cycles_csv(Path(results_dir) / "cycles.csv")  # a missing or garbled table: refused before the lock is made
     with tables_lock(results_dir):
         frame = leaderboard(read_cycles_csv(Path(results_dir) / "cycles.csv"))
         write_leaderboard(results_dir, frame)
