@@ -141,20 +141,29 @@ class RunData:
         dataset = ItemDataset(items, self._train_steps(store is not None), self.metainfo)
         return DataLoader(dataset, batch_size=min(batch_size, len(dataset)),
                           sampler=InfiniteSampler(dataset, shuffle=True, seed=seed),
-                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
+                          collate_fn=pseudo_collate, **self._worker_options(training=True))
 
     def pool_loader(self, batch_size: int) -> DataLoader:
         dataset = ItemDataset(self.pool_items, self._test_steps(False), self.metainfo)
         sizes = [self.shapes[i] for i in range(len(self.pool_items))]
         return DataLoader(dataset, batch_sampler=same_size_batches(sizes, batch_size),
-                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
+                          collate_fn=pseudo_collate, **self._worker_options())
 
     def val_loader(self, batch_size: int, limit: int | None = None) -> DataLoader:
         items = self.val_items if limit is None else self.val_items[:limit]
         dataset = ItemDataset(items, self._test_steps(True), self.metainfo)
         batches = same_size_batches(self.val_shapes[:len(items)], batch_size)
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=pseudo_collate,
-                          num_workers=self.preset.data.get("num_workers", 0))
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=pseudo_collate, **self._worker_options())
+
+    def _worker_options(self, training: bool = False) -> dict:
+        """The preset's DataLoader settings: ``data.num_workers``, ``data.pin_memory`` (worth it on
+        CUDA) and, for training loaders, ``data.persistent_workers`` (workers kept between epochs)."""
+        data = self.preset.data
+        workers = int(data.get("num_workers", 0))
+        options = dict(num_workers=workers, pin_memory=bool(data.get("pin_memory", False)))
+        if training and workers > 0:
+            options["persistent_workers"] = bool(data.get("persistent_workers", False))
+        return options
 
 
 def click_items(pool_items: list[dict], store: LabelStore) -> list[dict]:
