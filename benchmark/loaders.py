@@ -141,7 +141,7 @@ class RunData:
         dataset = ItemDataset(items, self._train_steps(store is not None), self.metainfo)
         return DataLoader(dataset, batch_size=min(batch_size, len(dataset)),
                           sampler=InfiniteSampler(dataset, shuffle=True, seed=seed),
-                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
+                          collate_fn=pseudo_collate, **self._worker_options(training=True))
 
     def pool_loader(self, batch_size: int, image_ids: list[int] | None = None) -> DataLoader:
         """The pool in order (only ``image_ids``, when given), in batches of equal-size images; the
@@ -150,7 +150,7 @@ class RunData:
         ids = list(range(len(self.pool_items))) if image_ids is None else list(image_ids)
         batches = same_size_batches([self.shapes[i] for i in ids], batch_size)
         return DataLoader(dataset, batch_sampler=[[ids[k] for k in batch] for batch in batches],
-                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
+                          collate_fn=pseudo_collate, **self._worker_options())
 
     def val_loader(self, batch_size: int, limit: int | None = None, image_ids: list[int] | None = None) -> DataLoader:
         """The first ``limit`` validation images (all by default; only ``image_ids``, when given), in order."""
@@ -159,7 +159,17 @@ class RunData:
         ids = list(range(len(items))) if image_ids is None else list(image_ids)
         batches = same_size_batches([self.val_shapes[i] for i in ids], batch_size)
         return DataLoader(dataset, batch_sampler=[[ids[k] for k in batch] for batch in batches],
-                          collate_fn=pseudo_collate, num_workers=self.preset.data.get("num_workers", 0))
+                          collate_fn=pseudo_collate, **self._worker_options())
+
+    def _worker_options(self, training: bool = False) -> dict:
+        """The preset's DataLoader settings: ``data.num_workers``, ``data.pin_memory`` (worth it on
+        CUDA) and, for training loaders, ``data.persistent_workers`` (workers kept between epochs)."""
+        data = self.preset.data
+        workers = int(data.get("num_workers", 0))
+        options = dict(num_workers=workers, pin_memory=bool(data.get("pin_memory", False)))
+        if training and workers > 0:
+            options["persistent_workers"] = bool(data.get("persistent_workers", False))
+        return options
 
 
 def click_items(pool_items: list[dict], store: LabelStore) -> list[dict]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from benchmark import distributed
 from benchmark.mc_dropout import dropout_layer
 from benchmark.model import build_model, evaluate, train_one_cycle
@@ -38,9 +40,15 @@ class Trained:
 
 def fresh_model(spec, preset, data):
     """The run's model, initialised from the run seed (identical for every strategy of a seed), its
-    head's dropout the run's MC dropout (rate and mask), for training and MC inference alike."""
-    return build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained, spec.device,
-                       dropout=dropout_layer(spec.mc_dropout_rate, spec.mc_dropout_mask))
+    head's dropout the run's MC dropout (rate and mask), for training and MC inference alike; in
+    channels-last memory layout when the preset's ``schedule.channels_last`` says so."""
+    model = build_model(preset, len(data.classes), derive_seed(spec.seed, "init"), spec.pretrained, spec.device,
+                        dropout=dropout_layer(spec.mc_dropout_rate, spec.mc_dropout_mask))
+    if preset.schedule.get("channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    if torch.device(spec.device).type == "cuda" and preset.schedule.get("cudnn_benchmark", False):
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick its fastest kernels
+    return model
 
 
 def train_and_evaluate(spec, preset, data, store, cycle: int, work_dir: Path, reporter: Reporter,

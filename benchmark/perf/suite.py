@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycle-mc-samples", type=int, help="m in section 4 (0: the preset's)")
     p.add_argument("--strategy", default="balent", help="strategy of section 4's cycle")
     p.add_argument("--bandwidth-mib", type=int, help="size of the copy that measures bandwidth")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="on one GPU, under 5 minutes: a paper-scale cycle's pieces with and without AMP, every "
+                        "strategy's scoring, peak memory, CUDA-vs-CPU agreement (see benchmark/perf/gpu_check.py)")
+    p.add_argument("--gpu-check-device", default="cuda", help=argparse.SUPPRESS)  # cpu: the tests' tiny run
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators "
                    "of the last-layer MC path and of each strategy's scoring")
     return p
@@ -71,7 +75,7 @@ def parse_args(argv) -> argparse.Namespace:
     args.sections = {int(s) for s in args.sections.split(",") if s.strip()}
     args.memory_pools = [int(v) for v in args.memory_pools.split(",")]
     args.memory_m = [int(v) for v in args.memory_m.split(",")]
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available() and not args.gpu_check:
         raise UsageError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu")
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise UsageError(f"unknown device {args.device!r}: use cpu or cuda[:N]")
@@ -131,6 +135,10 @@ def _console() -> Console:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(argv or []))
+    if args.gpu_check:
+        from benchmark.perf.gpu_check import gpu_check
+
+        return gpu_check(_console(), args.gpu_check_device, tiny=args.gpu_check_device == "cpu")
     from benchmark.perf.fixtures import copy_bandwidth, machine_line, register_mmseg
 
     console = _console()

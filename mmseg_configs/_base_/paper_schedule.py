@@ -16,4 +16,6 @@ schedule = dict(
     batch_size=8,
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
     poly_power=0.9,
-    amp=False)
+    amp=False,              # --amp turns it on (CUDA)
+    channels_last=True,     # NHWC weights and activations (faster convolutions on GPUs and oneDNN)
+    cudnn_benchmark=True)   # fixed crop sizes: cuDNN picks its fastest kernels once (CUDA only)

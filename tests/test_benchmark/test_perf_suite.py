@@ -5,7 +5,9 @@ import re
 import pytest
 
 SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC sample",
-            "2. Pool scoring throughput", "3. Peak memory", "4. Time of one cycle")
+            "2. Pool scoring throughput", "3. Peak memory", "4. Time of one cycle",
+            "5. One training iteration: the harness vs a plain mmengine Runner",
+            "5b. Stages of the harness's iteration", "5c. Levers")
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +53,19 @@ def test_strategy_scoring_benchmark_tiny_prints_both_sides_and_ratio():
         assert re.search(r"\b\d+\.\d+x\b", row), row  # the speed-up: a number followed by x
         assert re.search(r"\b\d+(\.\d+)?%\s*$", row), row  # the top-1% overlap, last
     assert "speed-up >= 3x" in proc.stdout and "streaming peak memory" in proc.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_check_without_cuda_is_one_line_and_exit_2(run_cli):
+    from tests.conftest import assert_usage_error
+
+    assert_usage_error(run_cli("perf", "--gpu-check", check=False), "--gpu-check", "CUDA")
+
+
+def test_gpu_check_runs_its_pieces_on_the_cpu_at_tiny_sizes(run_cli):
+    out = run_cli("perf", "--gpu-check", "--gpu-check-device", "cpu", timeout=900).stdout
+    assert "training, crops" in out and "last-layer MC dropout" in out
+    for name in ("random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"):
+        assert f"scoring: {name}" in out
+    rows = [line for line in out.splitlines() if "100.0%" in line]
+    assert len(rows) == 7  # every strategy's scores agree between the two paths (here both on the CPU)

@@ -20,4 +20,4 @@ data = dict(
         dict(type='PhotoMetricDistortion'),
     ],
     test_resize=[dict(type='Resize', scale=scale, keep_ratio=True)],
-    num_workers=4)
+    num_workers=4, pin_memory=True, persistent_workers=True)  # worth it with a GPU

@@ -19,4 +19,4 @@ data = dict(
         dict(type='PhotoMetricDistortion'),
     ],
     test_resize=[],
-    num_workers=4)
+    num_workers=4, pin_memory=True, persistent_workers=True)  # worth it with a GPU
