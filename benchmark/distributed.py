@@ -147,7 +147,12 @@ def share_rank0_state(model) -> None:
         return
     with torch.no_grad():
         for tensor in model.state_dict().values():
-            dist.broadcast(tensor, src=0)
+            if tensor.is_contiguous():
+                dist.broadcast(tensor, src=0)
+            else:  # e.g. a channels-last weight (schedule.channels_last): through a dense copy
+                dense = tensor.contiguous()
+                dist.broadcast(dense, src=0)
+                tensor.copy_(dense)
 
 
 def my_share(count: int) -> list[int]:
