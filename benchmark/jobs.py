@@ -229,6 +229,7 @@ class TablesJob(BenchmarkJob):
         self.out = out
 
     def work(self) -> dict:
+        from benchmark.errors import UsageError
         from benchmark.status import run_states
         from benchmark.tables import rebuild_leaderboard, sync_tables
 
@@ -236,6 +237,9 @@ class TablesJob(BenchmarkJob):
         sync_tables(out)
         if (out / "cycles.csv").is_file():
             rebuild_leaderboard(out)
-        states = run_states(out)["state"].value_counts().to_dict()
+        try:
+            states = run_states(out)["state"].value_counts().to_dict()
+        except UsageError:  # every job failed before its run had a folder
+            states = {}
         _console().print(f"tables and leaderboard rebuilt in {out}; runs: {states}")
         return dict(states=states)

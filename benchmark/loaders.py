@@ -167,9 +167,25 @@ class RunData:
         data = self.preset.data
         workers = int(data.get("num_workers", 0))
         options = dict(num_workers=workers, pin_memory=bool(data.get("pin_memory", False)))
+        if workers > 0:
+            options["worker_init_fn"] = leave_job_signals_to_the_main_process
         if training and workers > 0:
             options["persistent_workers"] = bool(data.get("persistent_workers", False))
         return options
+
+
+def leave_job_signals_to_the_main_process(worker_id: int) -> None:
+    """In a DataLoader worker: ignore the requeue signal of a launched job (USR2, or
+    ``$SUBMITIT_PREEMPT_SIGNAL``) and die on SIGTERM. Forked workers inherit submitit's handlers,
+    and Slurm signals every process of the job: each worker would checkpoint and requeue the job
+    too, racing the main process that does it once."""
+    import os
+    import signal
+
+    name = "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def click_items(pool_items: list[dict], store: LabelStore) -> list[dict]:

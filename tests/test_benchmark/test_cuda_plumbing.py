@@ -32,12 +32,16 @@ def test_channels_last_reaches_the_model():
 
 
 def test_loader_options_come_from_the_preset():
-    from benchmark.loaders import RunData
+    from benchmark.loaders import RunData, leave_job_signals_to_the_main_process
 
     preset = copy.deepcopy(load_preset(PRESET_DIR / "synthetic_fpn.py"))
     data = RunData.__new__(RunData)
     data.preset = preset
     assert data._worker_options(training=True) == dict(num_workers=0, pin_memory=False)
     preset.data.update(num_workers=2, pin_memory=True, persistent_workers=True)
-    assert data._worker_options(training=True) == dict(num_workers=2, pin_memory=True, persistent_workers=True)
-    assert data._worker_options() == dict(num_workers=2, pin_memory=True)
+    training = data._worker_options(training=True)
+    assert training.pop("worker_init_fn") is leave_job_signals_to_the_main_process
+    assert training == dict(num_workers=2, pin_memory=True, persistent_workers=True)
+    evaluation = data._worker_options()
+    assert evaluation.pop("worker_init_fn") is leave_job_signals_to_the_main_process
+    assert evaluation == dict(num_workers=2, pin_memory=True)
