@@ -4,7 +4,9 @@ Nothing here knows about strategies: training reads the label store through the 
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -90,6 +92,9 @@ class ClicksInLossHook(Hook):
         return self.in_loss / self.total if self.total else float("nan")
 
 
+_RUNNER_NUMBERS = itertools.count()
+
+
 def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: int, amp: bool,
                     on_iter: Callable[[], None] = lambda: None) -> float:
     """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner; returns the
@@ -114,7 +119,10 @@ def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: i
         log_level="WARNING",
         default_scope="mmseg",
         visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
-        experiment_name=work_dir.name,
+        # mmengine keeps one Visualizer and one MMLogger per experiment name for the whole process and
+        # hands an existing one back with its old folder: a name of its own per Runner keeps every
+        # run's training logs in its own work_dir, even after an earlier run's folder is gone.
+        experiment_name=f"{work_dir.name}-{next(_RUNNER_NUMBERS)}-{os.getpid()}",
         cfg=dict(),
     )
     with _quiet_mmengine(logging.ERROR):
