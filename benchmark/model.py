@@ -5,6 +5,7 @@ Nothing here knows about strategies: training reads the label store through the 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import tempfile
 from pathlib import Path
@@ -93,6 +94,9 @@ class ClicksInLossHook(Hook):
         return self.in_loss / self.total if self.total else float("nan")
 
 
+_RUNNER_NUMBERS = itertools.count()
+
+
 def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: int, amp: bool,
                     on_iter: Callable[[], None] = lambda: None) -> float:
     """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner; returns the
@@ -137,7 +141,10 @@ def _train(model, loader, schedule, iters, work_dir: Path, seed, amp, hooks, ran
         log_level="WARNING",
         default_scope="mmseg",
         visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
-        experiment_name=work_dir.name,
+        # mmengine keeps one Visualizer and one MMLogger per experiment name for the whole process and
+        # hands an existing one back with its old folder: a name of its own per Runner keeps every
+        # run's training logs in its own work_dir, even after an earlier run's folder is gone.
+        experiment_name=f"{work_dir.name}-{next(_RUNNER_NUMBERS)}",
         cfg=dict(model_wrapper_cfg=distributed.ddp_wrapper_cfg(device)) if ranks else dict(),
     )
     with _quiet_mmengine(logging.ERROR):
