@@ -11,6 +11,9 @@ from benchmark.errors import RunFailed, UsageError
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run strategies through the active-learning schedule")
     add_run_arguments(p)
+    p.add_argument("--workers", default=None, metavar="N|auto",
+                   help="runs trained at once in local processes, the CPU cores shared among them "
+                        "(default auto: one per core with --device cpu, else 1)")
 
 
 def _add_launch(sub) -> None:
@@ -97,6 +100,7 @@ def _run(args, console) -> int:
     from benchmark import distributed
     from benchmark.display import print_leaderboard
     from benchmark.experiment import execute
+    from benchmark.parallel import execute_parallel, resolve_workers
     from benchmark.plan import check_existing, import_plugin_modules, make_plan
     from benchmark.preflight import preflight
     from benchmark.run_state import check_not_running
@@ -106,11 +110,15 @@ def _run(args, console) -> int:
     import_plugin_modules(args.plugins)
     with distributed.main_first():  # the embedded dataset is generated once, by rank 0
         runs = make_plan(args)
+    workers = resolve_workers(args.workers, runs, args.device, args.oracle, args.gpus_per_run)
     check_existing(runs, args.resume, args.overwrite)
     if distributed.is_main():
         check_not_running(runs)
     resources = preflight(runs)
-    status, board = execute(runs, resources, args.overwrite, console)
+    if workers > 1:
+        status, board = execute_parallel(runs, workers, args.overwrite, args.plugins, console)
+    else:
+        status, board = execute(runs, resources, args.overwrite, console)
     if board is not None:
         out = runs[0].out
         print_leaderboard(board, console, run_settings(out))

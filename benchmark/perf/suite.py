@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke test in well under a minute")
-    p.add_argument("--sections", default="1,2,3,4,5", help="which sections to run, e.g. 1,3")
+    p.add_argument("--sections", default="1,2,3,4,5,6", help="which sections to run, e.g. 1,3")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 with --tiny)")
     p.add_argument("--repeats", type=int, help="timed repetitions per measurement (median reported)")
     p.add_argument("--mc-samples", type=int, help="m for sections 1-3")
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycle-iters", type=int, help="training iterations in section 4 (0: the preset's)")
     p.add_argument("--cycle-mc-samples", type=int, help="m in section 4 (0: the preset's)")
     p.add_argument("--strategy", default="balent", help="strategy of section 4's cycle")
+    p.add_argument("--pool-mc-samples", type=int, help="m in section 6 (default 10, 3 with --tiny)")
+    p.add_argument("--pool-record-pixels", type=int, default=4096,
+                   help="pixels per image the sampled uncertainty record draws in section 6")
     p.add_argument("--bandwidth-mib", type=int, help="size of the copy that measures bandwidth")
     p.add_argument("--gpu-check", action="store_true",
                    help="on one GPU, under 5 minutes: a paper-scale cycle's pieces with and without AMP, every "
@@ -166,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.perf.training import section_training
 
         section_training(args, console)
+    if 6 in args.sections:
+        from benchmark.perf.real_pool import section_real_pool
+
+        section_real_pool(args, console)
     if args.profile:
         from benchmark.perf.profiling import print_profiles
 

@@ -9,7 +9,12 @@ active_learning = dict(cycles=10, pixels_per_image=5, mc_samples=20, seeds=[0, 1
                        # the head's dropout at training and MC inference (see docs/mc_dropout.md)
                        mc_dropout=dict(rate=0.1, mask='channel'),
                        selection='topn', selector_params=dict(pixelpick=dict(q=0.05), spread=dict(r=8)),
-                       void_clicks='spend')
+                       void_clicks='spend',
+                       # the uncertainty record (cycles.csv's pool means and BalEnt regime shares) draws
+                       # 4096 unlabelled pixels per image instead of computing every one: on a
+                       # 367-image pool of 360x480 it costs a fraction of the exact record, within
+                       # 1% of its means (`benchmark perf --sections 6`, docs/performance.md)
+                       record_pixels=4096)
 
 schedule = dict(
     iters=4000,

@@ -1,5 +1,5 @@
-"""Smoke test of the performance suite: `python -m benchmark perf --tiny` runs and prints its four
-sections. No timing is asserted (the machine is shared and noisy)."""
+"""Smoke test of the performance suite: `python -m benchmark perf --tiny` runs and prints every
+section. No timing is asserted (the machine is shared and noisy)."""
 import re
 
 import pytest
@@ -7,7 +7,8 @@ import pytest
 SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC sample",
             "2. Pool scoring throughput", "3. Peak memory", "4. Time of one cycle",
             "5. One training iteration: the harness vs a plain mmengine Runner",
-            "5b. Stages of the harness's iteration", "5c. Levers")
+            "5b. Stages of the harness's iteration", "5c. Levers",
+            "6. One cycle's acquisition per strategy", "6b. The sampled record against the exact one")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,77 @@
+"""`run --workers N`: the runs of a plan in N local processes give the tables of one process doing
+the same arithmetic, a failed run stops the rest and keeps what was done, and mistakes are one line."""
+import os
+import textwrap
+
+import pandas as pd
+import pytest
+
+from benchmark.records import TIMING_COLUMNS
+from tests.conftest import REPO, assert_usage_error
+
+pytestmark = pytest.mark.integration
+
+TINY = ["--cycles", "2", "--train-iters", "4", "--mc-samples", "3", "--pixels-per-image", "4",
+        "--map-images", "0", "--batch-size", "4"]
+PLAN = ["--strategy", "balent,random", "--seeds", "0,1", *TINY]
+
+CRASHING = textwrap.dedent('''\
+    from strategies import STRATEGIES
+
+
+    @STRATEGIES.register_module(name="crashes")
+    class Crashes:
+        """Scores the pool in cycles 0 and 1, then fails in cycle 2."""
+
+        calls = 0
+
+        def score(self, post, generator=None):
+            if min(post.mean.shape[-2:]) >= 32:  # a pool image (not a conformance check's small posterior)
+                if Crashes.calls >= 80:  # the pool scored in cycles 0 and 1: cycle 2 fails
+                    raise RuntimeError("scoring exploded")
+                Crashes.calls += 1
+            return 1.0 - post.mean.max(dim=-3).values
+    ''')
+
+
+def test_two_workers_give_the_tables_of_one_single_threaded_process(run_cli, tmp_path):
+    parallel, serial = tmp_path / "parallel", tmp_path / "serial"
+    proc = run_cli("run", *PLAN, "--workers", "2", "--out", parallel)
+    assert "in 2 worker processes, 1 thread(s) each" in proc.stdout
+    # the same arithmetic in one process: one thread, as each worker has
+    run_cli("run", *PLAN, "--workers", "1", "--out", serial, env_extra=dict(OMP_NUM_THREADS="1"))
+    a, b = (pd.read_csv(d / "cycles.csv").drop(columns=TIMING_COLUMNS) for d in (parallel, serial))
+    assert len(a) == 2 * (2 * 2 + 1)  # two seeds: two strategies x two cycles + the supervised reference
+    pd.testing.assert_frame_equal(a, b)
+    assert (parallel / "leaderboard.csv").read_bytes() == (serial / "leaderboard.csv").read_bytes()
+    # each seed's cycle 0 was trained once and shared by both strategies, across processes
+    assert len(list((parallel / "cache" / "cycle0").glob("*.pt"))) == 2
+
+
+def test_a_run_failing_in_a_worker_stops_the_others_and_keeps_its_cycles(run_cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "crashing.py").write_text(CRASHING)
+    out = tmp_path / "out"
+    proc = run_cli("run", "--strategy", "crashes,random", "--seeds", "0", "--no-supervised", *TINY, "--cycles", "3",
+                   "--plugins", "crashing", "--workers", "2", "--out", out, check=False,
+                   env_extra=dict(PYTHONPATH=os.pathsep.join([str(plugins), str(REPO)])))
+    assert proc.returncode == 1, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "scoring exploded" in line and "--resume" in line and "Traceback" not in proc.stderr
+    run = out / "runs" / "synthetic__deeplabv3plus__crashes__seed0"
+    assert (run / "error.log").is_file()
+    assert sorted(pd.read_csv(run / "cycles.csv")["cycle"]) == [0, 1]  # the completed cycles are kept
+    assert (out / "cycles.csv").is_file()  # the tables hold what was done
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--workers", "0"], ["--workers 0", "below 1"]),
+    (["--workers", "two"], ["--workers 'two'", "whole number"]),
+    (["--workers", "2", "--oracle", "file"], ["--workers 2", "--workers 1"]),
+])
+def test_worker_mistakes_are_one_line(run_cli, tmp_path, args, phrases):
+    out = tmp_path / "out"
+    proc = run_cli("run", "--strategy", "random", *TINY, *args, "--out", out, check=False)
+    assert_usage_error(proc, *phrases)
+    assert not out.exists()
