@@ -16,8 +16,8 @@ active_learning = dict(cycles=4, pixels_per_image=5, mc_samples=20, seeds=[0, 1,
 
 # Training schedule of one cycle (the same for every strategy and the supervised reference).
 schedule = dict(
-    iters=100,
-    batch_size=8,
+    iters=160,
+    batch_size=4,
     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
     poly_power=0.9,
     amp=False)
