@@ -21,7 +21,10 @@ def run_cli(benchmark_cache):
     """Run ``python -m benchmark ARGS`` in a subprocess; returns the CompletedProcess."""
 
     def run(*args, check=True, timeout=900, env_extra=None):
-        env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO))
+        # one intra-op thread everywhere: a run's floats depend on its thread count, and `run`
+        # trains in one-thread worker processes (--workers auto) or in this one, whichever the plan
+        # asks for; tests that compare tables across commands need the same arithmetic in both
+        env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
         env.update(env_extra or {})
         proc = subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=timeout)

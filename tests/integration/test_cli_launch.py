@@ -41,7 +41,7 @@ def launch_in_background(benchmark_cache, *args):
     pipes would wait for the jobs too."""
     out = Path(args[args.index("--out") + 1])
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO))
+    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     with open(out.parent / f"{out.name}-launch.txt", "w") as log:
         proc = subprocess.run([sys.executable, "-m", "benchmark", "launch", *map(str, args)], cwd=REPO, env=env,
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)

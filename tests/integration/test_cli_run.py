@@ -100,7 +100,7 @@ def test_same_seed_gives_identical_tables(run_cli, two_model_run, tmp_path):
 def test_resume_after_kill_gives_the_same_tables(run_cli, two_model_run, benchmark_cache, tmp_path):
     reference, _ = two_model_run
     args = ["run", "--strategy", "balent,random", "--model", "fpn", "--out", str(tmp_path), *TINY]
-    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache),
+    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), OMP_NUM_THREADS="1",
                PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
