@@ -138,15 +138,23 @@ def test_a_preempted_local_job_is_requeued_and_ends_with_the_same_tables(benchma
     assert_same_tables(out, reference, strategies=("balent",))
 
 
-def test_slurm_submission_reaches_sbatch_with_the_graph_and_the_options(run_cli, tmp_path):
-    bin_dir, scripts, out = tmp_path / "bin", tmp_path / "sbatch", tmp_path / "out"
+def fake_slurm(tmp_path) -> tuple[dict, Path]:
+    """A stand-in ``sbatch`` that keeps every script it is given (and an ``srun`` that does
+    nothing) first on PATH: the environment for the CLI and the folder of the scripts."""
+    bin_dir, scripts = tmp_path / "bin", tmp_path / "sbatch"
     bin_dir.mkdir()
     scripts.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "sbatch").write_text(FAKE_SBATCH)
     for tool in ("srun", "sbatch"):
         (bin_dir / tool).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SBATCH_DIR": str(scripts), "COLUMNS": "200"}
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SBATCH_DIR": str(scripts)}, scripts
+
+
+def test_slurm_submission_reaches_sbatch_with_the_graph_and_the_options(run_cli, tmp_path):
+    env, scripts = fake_slurm(tmp_path)
+    env["COLUMNS"] = "200"
+    out = tmp_path / "out"
     two_seeds = [*TINY[:TINY.index("--seeds")], "--seeds", "0,1", *TINY[TINY.index("--seeds") + 2:]]
     proc = run_cli("launch", "--executor", "slurm", *RUNS, "--out", out, *two_seeds, "--device", "cuda", "--slurm-partition", "gpu", "--slurm-time", "4:00:00",
                    "--max-parallel", "3", "--slurm-option", "account=proj", "--slurm-option", "mem=32G",
@@ -171,14 +179,7 @@ def test_slurm_submission_reaches_sbatch_with_the_graph_and_the_options(run_cli,
 
 
 def test_slurm_runs_with_several_gpus_are_multi_task_jobs(run_cli, tmp_path):
-    bin_dir, scripts = tmp_path / "bin", tmp_path / "sbatch"
-    bin_dir.mkdir()
-    scripts.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(FAKE_SBATCH)
-    for tool in ("srun", "sbatch"):
-        (bin_dir / tool).chmod(0o755)
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SBATCH_DIR": str(scripts)}
+    env, scripts = fake_slurm(tmp_path)
     run_cli("launch", "--executor", "slurm", "--strategy", "random", "--model", "fpn", "--no-supervised",
             "--out", tmp_path / "out", *TINY, "--device", "cuda", "--gpus-per-run", "4", "--slurm-time", "60",
             env_extra=env)
