@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -13,14 +12,14 @@ from pathlib import Path
 
 import torch
 
+from benchmark.perf.memory import _status_kib, reset_peak_rss
 from benchmark.perf.scoring_reference import Samples, reference_scores
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _status_bytes(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    return int(match.group(1)) * 1024 if match else 0
+    return 1024 * _status_kib(field)  # the one /proc/self/status reader: benchmark/perf/memory.py
 
 
 class PeakMemory:
@@ -37,7 +36,7 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated()
             return
         try:
-            Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: VmHWM := VmRSS
+            reset_peak_rss()
             self.base = _status_bytes("VmRSS")
         except OSError:  # no reset: the growth over the earlier peak (an underestimate)
             self.base = _status_bytes("VmHWM")
