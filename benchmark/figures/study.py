@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 from benchmark.figures.common import plt, save, seed_stats, style
 from benchmark.tables import read_cycles_csv
 
@@ -36,6 +38,7 @@ def study_figures(out: Path, configs) -> list[Path]:
         title = f"rate {config[0]:g}, {config[1]} masks"
         ax.set(xscale="log", title=title, xlabel="labelled fraction (log)", ylabel="mIoU (%)")
         rx.set(title=title, xlabel="cycle", ylabel="pool pixels with BalEnt > 0 (%)")
+        rx.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         rx.grid(True, alpha=0.3)
     paths = []
