@@ -132,11 +132,14 @@ def section_real_pool(args, console) -> None:
     for column in ("strategy", "scoring s", "selection s", "record exact s", f"record {out['sample']} px/img s",
                    "acquisition before / training", "after / training", "record speed-up"):
         table.add_column(column, justify="left" if column == "strategy" else "right")
+    def share(seconds: float) -> str:  # of the cycle's training; n/a when the timing noise exceeds it
+        return f"{100 * seconds / train:.1f}%" if train > 0 else "n/a"
+
     for name, s in out["seconds"].items():
         before = s["scoring"] + s["selection"] + s["exact"]
         after = s["scoring"] + s["selection"] + s["sampled"]
         table.add_row(name, f"{s['scoring']:.2f}", f"{s['selection']:.2f}", f"{s['exact']:.2f}",
-                      f"{s['sampled']:.2f}", f"{100 * before / train:.1f}%", f"{100 * after / train:.1f}%",
+                      f"{s['sampled']:.2f}", share(before), share(after),
                       f"{s['exact'] / max(s['sampled'], 1e-9):.1f}x")
     console.print(table)
     table = Table(title=f"6b. The sampled record against the exact one (strategy random's copy; "
