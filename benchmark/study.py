@@ -8,7 +8,8 @@ own folder (``<out>/rate<r>_<mask>/``, resumable: rerun the command to continue)
 ``summary.csv`` (one row per configuration and strategy: leaderboard figures and the regime shares
 averaged over cycles) and two figures (learning curves and regime shares, one panel per
 configuration) are written to ``<out>``. Extra flags go to every run (``--cycles 3`` for a
-shorter look); ``--configs 0.1:channel,0.5:element`` picks a subset.
+shorter look); ``--configs 0.1:channel,0.5:element`` picks a subset. ``--launch`` submits each
+configuration's runs through ``benchmark launch`` (Slurm, local or debug executor) instead.
 """
 from __future__ import annotations
 
@@ -47,19 +48,21 @@ def folder(out: Path, rate: float, mask: str) -> Path:
     return out / f"rate{rate:g}_{mask}"
 
 
-def run_configurations(out: Path, configs, extra: list[str]) -> None:
-    """One ordinary ``run`` per configuration (resumed when its folder already holds runs)."""
+def run_configurations(out: Path, configs, extra: list[str], command: str = "run") -> None:
+    """One ordinary ``run`` per configuration (resumed when its folder already holds runs); with
+    ``command="launch"`` each configuration's runs are submitted as jobs instead (the extra flags
+    then carry the executor's, e.g. ``--executor slurm --slurm-time 4:00:00``)."""
     from benchmark.cli import main as cli_main
 
     for rate, mask in configs:
         target = folder(out, rate, mask)
         resume = ["--resume"] if (target / "runs").is_dir() else []
-        argv = ["run", "--strategy", STRATEGIES, "--seeds", SEEDS, "--no-supervised", "--mc-dropout-rate",
+        argv = [command, "--strategy", STRATEGIES, "--seeds", SEEDS, "--no-supervised", "--mc-dropout-rate",
                 str(rate), "--mc-dropout-mask", mask, "--out", str(target), *resume, *extra]
         status = cli_main(argv)
         if status != 0:
-            raise UsageError(f"the run of configuration rate {rate:g}, {mask} masks stopped with status {status}: "
-                             f"fix the cause and rerun the study command to continue")
+            raise UsageError(f"the {command} of configuration rate {rate:g}, {mask} masks stopped with status "
+                             f"{status}: fix the cause and rerun the study command to continue")
 
 
 def summary(out: Path, configs) -> pd.DataFrame:
@@ -86,8 +89,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", default="studies/mc_dropout")
     parser.add_argument("--configs", default=None, help="RATE:MASK[,RATE:MASK] (default: the 3 x 2 grid)")
     parser.add_argument("--summarise-only", action="store_true", help="only rebuild the summary and figures")
+    parser.add_argument("--launch", action="store_true",
+                        help="submit each configuration's runs with `benchmark launch` (give its flags too) "
+                             "and return; summarise with --summarise-only once the jobs have ended")
     args, extra = parser.parse_known_args(argv)
     out, configs = Path(args.out), configurations(args.configs)
+    if args.launch and not args.summarise_only:
+        run_configurations(out, configs, extra, command="launch")
+        print(f"submitted; once the jobs have ended: python -m benchmark study mc-dropout --out {out} "
+              f"--summarise-only{' --configs ' + args.configs if args.configs else ''}")
+        return 0
     if not args.summarise_only:
         run_configurations(out, configs, extra)
     from benchmark.figures.study import study_figures
