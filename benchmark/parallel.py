@@ -63,7 +63,10 @@ def interleave_seeds(runs) -> list:
     return ordered + [r for r in runs if r.is_supervised]
 
 
-def _start_worker(threads: int, plugins: str | None) -> None:
+_STOP = None  # in a worker: the pool's stop event (set: runs handed over from now on are skipped)
+
+
+def _start_worker(threads: int, plugins: str | None, stop) -> None:
     import warnings
 
     import torch
@@ -80,14 +83,20 @@ def _start_worker(threads: int, plugins: str | None) -> None:
 
     mmseg.utils.register_all_modules(init_default_scope=True)
     import_plugin_modules(plugins)
+    global _STOP
+    _STOP = stop
 
 
-def _execute_in_worker(run, overwrite: bool) -> int:
+def _execute_in_worker(run, overwrite: bool) -> int | None:
+    """Execute one run here; None when the pool was stopped before it began. (The pool queues a
+    run ahead of the free workers, which ``Future.cancel`` cannot take back: this check can.)"""
     from rich.console import Console
 
     from benchmark.experiment import execute
     from benchmark.preflight import PlanResources
 
+    if _STOP is not None and _STOP.is_set():
+        return None
     status, _ = execute([run], PlanResources(), overwrite, Console(quiet=True), leaderboard=False)
     return status
 
@@ -113,27 +122,22 @@ def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, c
     ordered = interleave_seeds(runs)
     total_cycles = sum(r.planned_cycles for r in ordered)
     console.print(f"{len(ordered)} runs in {workers} worker processes, {threads} thread(s) each")
-    failure = None
+    context = get_context("spawn")
+    stop = context.Event()
     with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress, \
-            ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                                initargs=(threads, plugins)) as pool:
+            ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                initargs=(threads, plugins, stop)) as pool:
         all_runs = progress.add_task("runs", total=len(ordered))
         cycles = progress.add_task("cycles (all runs)", total=total_cycles)
         pending = {pool.submit(_execute_in_worker, run, overwrite): run for run in ordered}
-        while pending:
-            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = pending.pop(future)
-                progress.advance(all_runs)
-                error = future.exception()
-                if error is not None and failure is None:
-                    failure = error
-                    for other in pending:
-                        other.cancel()
-                    console.print(f"[red]run {run.run_id} failed; the runs not yet started are cancelled[/red]")
-            pending = {f: r for f, r in pending.items() if not f.cancelled()}
-            progress.update(cycles, completed=sum(_completed_cycles(r) for r in ordered))
+        try:
+            failure = _wait_for_runs(pending, progress, all_runs, cycles, ordered, console, stop)
+        except BaseException:  # Ctrl-C (the workers got it too) or an error here: start nothing more
+            stop.set()
+            for future in list(pending):  # the pool would otherwise still run every queued run
+                future.cancel()
+            raise
     if failure is not None:
         write_tables(Path(ordered[0].out))
         if isinstance(failure, (RunFailed, UsageError)):
@@ -144,3 +148,26 @@ def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, c
     out = Path(ordered[0].out)
     write_tables(out)
     return 0, rebuild_leaderboard(out)
+
+
+def _wait_for_runs(pending: dict, progress, all_runs, cycles, ordered, console, stop):
+    """Follow the runs until every one has ended or been cancelled (``pending``, future -> run, is
+    emptied as they end); returns the first failure (an exception) or None. A failure cancels the
+    runs not yet started."""
+    failure = None
+    while pending:
+        done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        for future in done:
+            run = pending.pop(future)
+            progress.advance(all_runs)
+            error = future.exception()
+            if error is not None and failure is None:
+                failure = error
+                stop.set()
+                for other in pending:
+                    other.cancel()
+                console.print(f"[red]run {run.run_id} failed; the runs not yet started are cancelled[/red]")
+        for future in [f for f in pending if f.cancelled()]:
+            del pending[future]
+        progress.update(cycles, completed=sum(_completed_cycles(r) for r in ordered))
+    return failure

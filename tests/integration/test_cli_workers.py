@@ -75,3 +75,28 @@ def test_worker_mistakes_are_one_line(run_cli, tmp_path, args, phrases):
     proc = run_cli("run", "--strategy", "random", *TINY, *args, "--out", out, check=False)
     assert_usage_error(proc, *phrases)
     assert not out.exists()
+
+
+def test_ctrl_c_stops_every_worker_and_starts_no_further_run(run_cli, benchmark_cache, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    args = ["run", "--strategy", "balent,random", "--seeds", "0,1", *TINY, "--cycles", "3", "--train-iters", "20",
+            "--workers", "2", "--out", str(out)]
+    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(out.glob("runs/*/cycles.csv")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr.strip().splitlines()[-1]
+    started = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(started) == 2, started  # the two running runs; the queued ones never began
+    run_cli(*args, "--resume")
+    assert len(pd.read_csv(out / "cycles.csv")) == 2 * (2 * 3 + 1)
