@@ -97,7 +97,12 @@ def _execute_in_worker(run, overwrite: bool) -> int | None:
 
     if _STOP is not None and _STOP.is_set():
         return None
-    status, _ = execute([run], PlanResources(), overwrite, Console(quiet=True), leaderboard=False)
+    try:
+        status, _ = execute([run], PlanResources(), overwrite, Console(quiet=True), leaderboard=False)
+    except BaseException:  # Ctrl-C reaches every worker: the next queued run must not start, even
+        if _STOP is not None:  # before the parent has heard of it
+            _STOP.set()
+        raise
     return status
 
 

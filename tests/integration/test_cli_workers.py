@@ -87,8 +87,11 @@ def test_ctrl_c_stops_every_worker_and_starts_no_further_run(run_cli, benchmark_
     args = ["run", "--strategy", "balent,random", "--seeds", "0,1", *TINY, "--cycles", "3", "--train-iters", "20",
             "--workers", "2", "--out", str(out)]
     env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    # as from a terminal: Ctrl-C's default action restored (a test runner started in the background
+    # has SIGINT ignored, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not list(out.glob("runs/*/cycles.csv")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
