@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from strategies import native_kernel
 from strategies.beta_kernel import Workspace, beta_entropy_into
 
 CLASS_DIM = -3
@@ -31,6 +32,7 @@ GPU_BLOCK_ELEMENTS = 1 << 21  # and on a GPU (few, large kernels; ~0.6 GB of buf
 # Below this share of valid fits, a block's entropies are evaluated on the valid ones only
 # (gathered, then scattered back); above it, on every class-pixel (gathering costs more).
 COMPACT_BELOW = 0.7
+NATIVE_BLOCK_PIXELS = 1 << 14  # pixels per block for the fused C kernel (strategies.native_kernel)
 
 
 def beta_moment_fit(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,12 +213,23 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     finite = torch.empty(mean3.shape[0], mean3.shape[2], dtype=torch.float64, device=mean.device)
     saturated = torch.empty(finite.shape, dtype=torch.bool, device=mean.device)
     fitted = torch.empty_like(saturated)
-    block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
-    step = max(1, block // max(c, 1))
+    native = var.dtype == mean.dtype and native_kernel.usable_for(mean)
+    if native:
+        mean3, var3 = mean3.contiguous(), var3.contiguous()
+        step = NATIVE_BLOCK_PIXELS
+    else:
+        block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
+        step = max(1, block // max(c, 1))
     jobs = [(image, slice(start, start + step)) for image in range(mean3.shape[0])
             for start in range(0, mean3.shape[2], step)]
 
     def run(share: list) -> None:
+        if native:
+            for image, cols in share:
+                native_kernel.posterior_term_block(mean3[image, :, cols], var3[image, :, cols], floored,
+                                                   finite[image, cols], saturated[image, cols],
+                                                   fitted[image, cols])
+            return
         ws = Workspace(c * min(step, mean3.shape[2]), mean.device)
         for image, cols in share:
             parts = _posterior_term_block(mean3[image, :, cols], var3[image, :, cols], floored, ws)

@@ -16,8 +16,15 @@ from rich.table import Table
 
 from benchmark.perf.fixtures import synchronize
 from benchmark.softmax_stats import SoftmaxStatistics
-from strategies import build_strategy, describe_strategies, load_entry_points, needs_samples, select_top_n
-from strategies.uncertainty import decomposition
+from strategies import (
+    build_strategy,
+    describe_strategies,
+    load_entry_points,
+    native_kernel,
+    needs_samples,
+    select_top_n,
+)
+from strategies.uncertainty import decomposition, posterior_term_parts
 
 POSTERIOR_FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy", "samples")
 GOAL_SHARE_OF_BALD = 0.25  # issue "Acquisition on a real pool": BalEnt at >= 25% of BALD's throughput
@@ -136,6 +143,32 @@ def _measure_all(candidates, posts, sample_posts, tiny, masks, tiny_masks, args)
     return best
 
 
+def time_posterior_term(posts, repeats: int, device, floored: bool = False) -> float:
+    """Best-of-``repeats`` seconds per posterior of BalEnt's posterior term alone."""
+    best = float("inf")
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        for post in posts:
+            posterior_term_parts(post.mean, post.variance, floored=floored)
+        synchronize(device)
+        best = min(best, (time.perf_counter() - t0) / len(posts))
+    return best
+
+
+def kernel_comparison(posts, repeats: int, device) -> list[str]:
+    """Lines comparing the fused C kernel with the torch code it replaces, on the same posteriors."""
+    lines = [f"  BalEnt's posterior term on this device: {native_kernel.describe()}"]
+    if torch.device(device).type != "cpu" or not native_kernel.usable_for(posts[0].mean):
+        return lines
+    for floored, name in ((False, "balent"), (True, "balent_ref")):
+        fused = time_posterior_term(posts, repeats, device, floored)
+        with native_kernel.torch_kernel_only():
+            eager = time_posterior_term(posts, repeats, device, floored)
+        lines.append(f"  {name}'s posterior term: fused C kernel {fused * 1e3:.2f} ms/img, torch kernel "
+                     f"{eager * 1e3:.2f} ms/img: {eager / fused:.1f}x")
+    return lines
+
+
 def section_throughput(args, console, bandwidth: float) -> None:
     size, device, n_images = args.score_size, args.device, args.score_images
     posts = random_posteriors(args.score_distinct, size, args.classes, args.mc_samples, device, False)
@@ -186,3 +219,5 @@ def section_throughput(args, console, bandwidth: float) -> None:
             console.print(f"  {name}: {rates[name] / 1e6:.2f} Mpx/s, bald: {rates['bald'] / 1e6:.2f} "
                           f"Mpx/s: {name} at {100 * rates[name] / rates['bald']:.1f}% of bald's "
                           f"throughput (goal: {GOAL_SHARE_OF_BALD:.0%})")
+    for line in kernel_comparison(posts, args.repeats, device):
+        console.print(line)

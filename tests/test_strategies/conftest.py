@@ -24,3 +24,29 @@ def softmax_samples(m: int, shape: tuple[int, ...], seed: int, *, spread: float 
     base = scale * torch.randn(shape, generator=g, dtype=torch.float64)
     noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
     return torch.softmax(base + noise, dim=-3).to(dtype)
+
+
+def require_native_kernel() -> None:
+    """Skip where the machine has no C compiler (or the kernel is switched off); any other reason
+    the fused kernel is unavailable (it failed to build) is a failure."""
+    from strategies import native_kernel
+
+    reason = native_kernel.unavailable_reason()
+    if reason is None:
+        return
+    if reason.startswith(("no C compiler", "switched off")):
+        pytest.skip(f"BalEnt's fused C kernel: {reason}")
+    pytest.fail(f"BalEnt's fused C kernel is unavailable: {reason}")
+
+
+@pytest.fixture(params=["native", "torch"])
+def posterior_kernel(request) -> str:
+    """Runs a test with BalEnt's posterior term from the fused C kernel and from the torch code."""
+    from strategies import native_kernel
+
+    if request.param == "native":
+        require_native_kernel()
+        yield "native"
+    else:
+        with native_kernel.torch_kernel_only():
+            yield "torch"

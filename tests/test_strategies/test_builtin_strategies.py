@@ -110,6 +110,7 @@ def _worst_relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(ours[finite] - ref[finite]) / np.abs(ref[finite])))
 
 
+@pytest.mark.usefixtures("posterior_kernel")
 def test_balent_matches_scipy_float64(record_property: pytest.RecordProperty) -> None:
     post = PixelPosterior.from_samples(_accuracy_probs())
     ours = build_strategy("balent").score(post).numpy()
@@ -121,6 +122,7 @@ def test_balent_matches_scipy_float64(record_property: pytest.RecordProperty) ->
     assert worst < 1e-6
 
 
+@pytest.mark.usefixtures("posterior_kernel")
 def test_balent_matches_40_digit_reference(record_property: pytest.RecordProperty) -> None:
     pytest.importorskip("mpmath")
     post = PixelPosterior.from_samples(_accuracy_probs())
@@ -141,6 +143,7 @@ def _confident_and_uncertain() -> PixelPosterior:
     return PixelPosterior.from_samples(torch.cat([confident, uncertain], dim=-1))
 
 
+@pytest.mark.usefixtures("posterior_kernel")
 def test_balent_ref_floor_drops_the_class_term_for_confident_pixels() -> None:
     post = _confident_and_uncertain()
     exact = posterior_term(post.mean, post.variance)[0]
@@ -149,6 +152,7 @@ def test_balent_ref_floor_drops_the_class_term_for_confident_pixels() -> None:
     assert abs(floored[0]) < 1e-3  # the floor makes h_c hugely positive: min(0, .) drops it
 
 
+@pytest.mark.usefixtures("posterior_kernel")
 def test_balent_ref_ranks_the_confident_pixel_first_where_balent_ranks_it_last() -> None:
     post = _confident_and_uncertain()
     exact = build_strategy("balent").score(post).reshape(-1)
@@ -157,12 +161,14 @@ def test_balent_ref_ranks_the_confident_pixel_first_where_balent_ranks_it_last()
     assert ref[0] > ref[1]  # reference code: the confident pixel first
 
 
+@pytest.mark.usefixtures("posterior_kernel")
 def test_balent_one_hot_pixel_ranks_last() -> None:
     post = _posterior_from_pixels([[[1.0, 0.0, 0.0]] * 4, [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]] * 2])
     scores = build_strategy("balent").score(post).reshape(-1)
     assert scores[0] == float("-inf") and math.isfinite(scores[1])
 
 
+@pytest.mark.usefixtures("posterior_kernel")
 def test_balent_fit_at_the_beta_variance_limit_is_invalid_in_any_sample_order() -> None:
     # class 2 takes the values 0, 1/3, 0, 1: unbiased variance 2/9 = mean (1 - mean), the largest a
     # Beta allows; alpha is 0 in exact arithmetic and +-1e-17 after rounding, depending on order.

@@ -17,6 +17,8 @@ from strategies import PixelPosterior, PosteriorAccumulator, build_strategy, sel
 from strategies.uncertainty import entropy, posterior_term, posterior_term_parts
 from tests.test_strategies.balent_reference import balent_acquisition_mpmath
 
+pytestmark = pytest.mark.usefixtures("posterior_kernel")  # fused C kernel and torch code alike
+
 C, M = 19, 20
 GAPS = [10, 15, 20, 25, 30, 40, 60, 80, 100]
 VARIANTS = ["balent", "balent_ref"]

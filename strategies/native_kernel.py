@@ -1,0 +1,207 @@
+"""BalEnt's posterior term as one fused C loop (``posterior_term.c``), compiled on first use.
+
+The C function does on the CPU what ``strategies.posterior_term._posterior_term_block`` does with
+~200 passes of eager torch over memory: the fit, the top class's complement, the Beta entropies
+(``strategies.beta_kernel``'s formula) and the sum over classes, pixel by pixel, vectorised by
+the compiler. It is built once per machine with the system's C compiler (the one that built mmcv)
+into a cache folder and loaded with ctypes (which releases the GIL, so blocks still run on a
+thread pool). Where it cannot be built (no compiler), where it is switched off
+(``BENCHMARK_NATIVE_KERNEL=0``) and on a GPU, the torch code runs instead: same results to
+rounding (tests/test_strategies/test_native_kernel.py).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("posterior_term.c")
+ENV_SWITCH = "BENCHMARK_NATIVE_KERNEL"  # "0": always the torch code
+ENV_CACHE = "BENCHMARK_NATIVE_CACHE"  # where the compiled library is kept
+BASE_FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared"]
+TUNING_FLAGS = ["-march=native"]  # dropped if the compiler refuses it
+DTYPES = {torch.float32: "posterior_term_float32", torch.float64: "posterior_term_float64"}
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def _source_text() -> str:
+    """The C source with the constants of ``strategies.posterior_term`` and ``beta_kernel`` (their
+    one owner) prepended as macros."""
+    from strategies import beta_kernel, posterior_term  # posterior_term imports this module
+
+    values = {name: getattr(posterior_term, name)
+              for name in ("FIT_FLOOR", "FIT_TOLERANCE", "SIMPLEX_TOLERANCE")}
+    values.update(SHIFT=float(beta_kernel.SHIFT), HALF_LOG_2PI=beta_kernel.HALF_LOG_2PI,
+                  LOG_REF_BETA_FN_EPS=beta_kernel.LOG_REF_BETA_FN_EPS)
+    values.update({f"LGAMMA_C{i}": c for i, c in enumerate(beta_kernel.LGAMMA_TERMS, 1)})
+    values.update({f"PSI_C{i}": c for i, c in enumerate(beta_kernel.PSI_TERMS, 1)})
+    if len(beta_kernel.LGAMMA_TERMS) != 8 or len(beta_kernel.PSI_TERMS) != 8:
+        raise RuntimeError("posterior_term.c evaluates 8 Stirling terms; beta_kernel has others")
+    macros = [f"#define {name} ({float(value)!r})" for name, value in values.items()]
+    return "\n".join(macros) + "\n" + SOURCE.read_text()
+
+
+def _compiler() -> str | None:
+    """``$CC``, then the compiler Python was built with, then ``cc`` and ``gcc`` (first word each)."""
+    for command in (os.environ.get("CC", ""), sysconfig.get_config_var("CC") or "", "cc", "gcc"):
+        words = command.split()
+        path = shutil.which(words[0]) if words else None
+        if path:
+            return path
+    return None
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's feature flags where Linux lists them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
+def _cache_folder() -> Path:
+    configured = os.environ.get(ENV_CACHE)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "al-seg-benchmark" / "native"
+
+
+def _build(compiler: str, text: str) -> Path:
+    """The library for this source, compiler and CPU: compiled once, then reused from the cache
+    (the user's cache folder, else the temporary folder)."""
+    key = hashlib.sha256("\0".join([text, compiler, _cpu_signature(), *BASE_FLAGS, *TUNING_FLAGS])
+                         .encode()).hexdigest()[:20]
+    name = f"posterior_term-{key}{sysconfig.get_config_var('SHLIB_SUFFIX') or '.so'}"
+    unwritable = []
+    for folder in (_cache_folder(), Path(tempfile.gettempdir()) / "al-seg-benchmark-native"):
+        target = folder / name
+        if target.exists():
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as scratch:
+                return _compile(compiler, text, Path(scratch), target)
+        except OSError as error:
+            unwritable.append(f"{folder}: {error.strerror or error}")
+    raise RuntimeError(f"no writable folder for the compiled kernel ({'; '.join(unwritable)})")
+
+
+def _compile(compiler: str, text: str, scratch: Path, target: Path) -> Path:
+    source = scratch / SOURCE.name
+    source.write_text(text)
+    built = scratch / target.name
+    failure = ""
+    for flags in (BASE_FLAGS + TUNING_FLAGS, BASE_FLAGS):
+        result = subprocess.run([compiler, *flags, str(source), "-o", str(built)],
+                                capture_output=True, text=True)
+        if result.returncode == 0:
+            os.replace(built, target)  # atomic: concurrent builders agree
+            return target
+        lines = result.stderr.strip().splitlines()
+        failure = lines[-1] if lines else f"exit status {result.returncode}"
+    raise RuntimeError(f"{compiler} could not build {SOURCE.name}: {failure}")
+
+
+def _load() -> None:
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        _state.update(library=None, reason=f"switched off ({ENV_SWITCH}=0)")
+        return
+    compiler = _compiler()
+    if compiler is None:
+        _state.update(library=None, reason="no C compiler found (set CC)")
+        return
+    try:
+        library = ctypes.CDLL(str(_build(compiler, _source_text())))
+    except (RuntimeError, OSError) as error:
+        _state.update(library=None, reason=str(error))
+        log.warning("BalEnt's fused kernel is unavailable, using the torch code: %s", error)
+        return
+    for name in DTYPES.values():
+        function = getattr(library, name)
+        function.restype = None
+        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                             ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                             ctypes.c_void_p]
+    library.beta_entropy_float64.restype = None
+    library.beta_entropy_float64.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                             ctypes.c_int, ctypes.c_void_p]
+    _state.update(library=library, reason=None)
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel, or None (``unavailable_reason`` says why). Built on the first call."""
+    with _lock:
+        if "library" not in _state:
+            _load()
+        return _state["library"]  # type: ignore[return-value]
+
+
+def unavailable_reason() -> str | None:
+    """Why the fused kernel is not used (None when it is)."""
+    library()
+    return _state.get("reason")  # type: ignore[return-value]
+
+
+def usable_for(mean: torch.Tensor) -> bool:
+    """Whether ``posterior_term_block`` can take these statistics (CPU, float32 or float64)."""
+    return (not _state.get("forced_off") and mean.device.type == "cpu" and mean.dtype in DTYPES
+            and library() is not None)
+
+
+@contextmanager
+def torch_kernel_only():
+    """Within this block BalEnt's posterior term runs the torch code (for comparisons)."""
+    previous = _state.get("forced_off", False)
+    _state["forced_off"] = True
+    try:
+        yield
+    finally:
+        _state["forced_off"] = previous
+
+
+def describe() -> str:
+    """One line for reports: which implementation computes BalEnt's posterior term on a CPU."""
+    reason = unavailable_reason()
+    return ("fused C kernel (strategies/posterior_term.c)" if reason is None
+            else f"torch kernel (fused C kernel unavailable: {reason})")
+
+
+def posterior_term_block(mean: torch.Tensor, var: torch.Tensor, floored: bool, finite: torch.Tensor,
+                         saturated: torch.Tensor, fitted: torch.Tensor) -> None:
+    """Fill ``finite`` (float64), ``saturated`` and ``fitted`` (bool), each ``[P]``, from a ``[C, P]``
+    block of means and variances (same dtype, unit stride along P, e.g. a column slice of an
+    image); the outputs must be contiguous."""
+    if mean.dtype != var.dtype or mean.stride() != var.stride() or mean.stride(1) != 1:
+        raise ValueError("mean and variance blocks must share dtype and strides, unit along P")
+    c, n = mean.shape
+    getattr(library(), DTYPES[mean.dtype])(
+        mean.data_ptr(), var.data_ptr(), c, n, mean.stride(0), int(floored),
+        finite.data_ptr(), saturated.data_ptr(), fitted.data_ptr())
+
+
+def beta_entropy(alpha: torch.Tensor, beta: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
+    """The C kernel's entropy of Beta(1 + alpha, beta) (float64 CPU tensors of one shape), for
+    checking it against references; BalEnt itself calls ``posterior_term_block``."""
+    alpha, beta = (t.to(torch.float64).contiguous() for t in torch.broadcast_tensors(alpha, beta))
+    out = torch.empty_like(alpha)
+    library().beta_entropy_float64(alpha.data_ptr(), beta.data_ptr(), alpha.numel(), int(floored),
+                                   out.data_ptr())
+    return out

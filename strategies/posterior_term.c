@@ -1,0 +1,270 @@
+/* BalEnt's posterior term S = sum_c min(0, p_c h_c) over a [C, P] block, fused into one pass.
+
+   The same arithmetic as strategies/posterior_term.py (fit, the top class's complement, the
+   saturated and fitted flags) and strategies/beta_kernel.py (the entropy of Beta(1 + alpha, beta)
+   by the shift-by-8 recurrences and the Stirling series, every logarithm gathered into one), in
+   float64, written as straight-line code over chunks of pixels so that the compiler vectorises
+   it: no branch, selects instead, and two changes that only a fused loop allows:
+     - the six reciprocals (1/y and 1/P(x) for x in a, b, s) come from ONE division of the
+       product of y P(x) over the three arguments (below 1e227 for every valid fit);
+     - log and exp are evaluated here (exponent split + series), so that they vectorise too.
+   The Python side (strategies/native_kernel.py) prepends, as macros, the constants that
+   strategies/posterior_term.py and strategies/beta_kernel.py own: FIT_FLOOR, FIT_TOLERANCE,
+   SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS and the Stirling coefficients
+   LGAMMA_C1..8 and PSI_C1..8. */
+#include <stdint.h>
+#include <string.h>
+
+#define CHUNK 64
+#define HALF_LOG_2PI_E (HALF_LOG_2PI + 0.5)
+#define SOFTPLUS_THRESHOLD 40.0
+#define LN2_HI 6.93147180369123816490e-01  /* ln 2 split: n * LN2_HI is exact for |n| < 2^20 */
+#define LN2_LO 1.90821492927058770002e-10
+#define INV_LN2 1.44269504088896338700
+#define ROUND_MAGIC 6755399441055744.0      /* 1.5 * 2^52: adding it rounds to an integer */
+#define INLINE inline __attribute__((always_inline))  /* one loop body, vectorised whole */
+
+static INLINE double from_bits(uint64_t b) { double d; memcpy(&d, &b, sizeof d); return d; }
+static INLINE uint64_t to_bits(double d) { uint64_t b; memcpy(&b, &d, sizeof b); return b; }
+
+/* log x for a positive, finite, normal x (|error| within ~2 units of rounding):
+   x = 2^e m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f), f = (m - 1) / (m + 1), |f| < 0.172,
+   by its series to f^23 (the next term is below 1e-20 of the first). */
+static INLINE double log_positive(double x) {
+    uint64_t bits = to_bits(x);
+    double e = from_bits((bits >> 52) | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
+    double m = from_bits((bits & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL);
+    int high = m > 1.4142135623730951;
+    m = high ? 0.5 * m : m;
+    e = high ? e + 1.0 : e;
+    double f = (m - 1.0) / (m + 1.0);
+    double f2 = f * f;
+    double s = 1.0 / 23.0;
+    s = s * f2 + 1.0 / 21.0;
+    s = s * f2 + 1.0 / 19.0;
+    s = s * f2 + 1.0 / 17.0;
+    s = s * f2 + 1.0 / 15.0;
+    s = s * f2 + 1.0 / 13.0;
+    s = s * f2 + 1.0 / 11.0;
+    s = s * f2 + 1.0 / 9.0;
+    s = s * f2 + 1.0 / 7.0;
+    s = s * f2 + 1.0 / 5.0;
+    s = s * f2 + 1.0 / 3.0;
+    double log_m = 2.0 * f + 2.0 * f * f2 * s;
+    return e * LN2_HI + (e * LN2_LO + log_m);
+}
+
+/* exp d for d in [-700, 40]: d = n ln 2 + r, |r| <= ln 2 / 2, e^r by its Taylor series to r^14. */
+static INLINE double exp_bounded(double d) {
+    double t = d * INV_LN2 + ROUND_MAGIC;
+    double n = t - ROUND_MAGIC;
+    double r = (d - n * LN2_HI) - n * LN2_LO;
+    double p = 1.0 / 87178291200.0;  /* 1/14! */
+    p = p * r + 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t scale = (to_bits(t) + 1023ULL) << 52;  /* 2^n: the low bits of t hold n */
+    return p * from_bits(scale);
+}
+
+/* y = x + 8, P(x) = x (x+1) ... (x+7) and P'(x) (so that D(x) = P'(x) / P(x)), as in
+   beta_kernel._shift_into: u = x (x + 7), P = u (u + 6) (u + 10) (u + 12). */
+static INLINE void shift_terms(double x, double *p, double *dp) {
+    double u = x * (x + 7.0);
+    double low = u * (u + 6.0);
+    double high = (u + 11.0) * (u + 11.0) - 1.0;
+    double low_sum = 2.0 * u + 6.0;
+    *p = high * low;
+    *dp = (low_sum * high + (low_sum + 16.0) * low) * (2.0 * x + 7.0);
+}
+
+static INLINE double lgamma_correction(double w, double z) {  /* r(y), w = 1/y, z = w^2 */
+    double s = LGAMMA_C8;
+    s = s * z + LGAMMA_C7;
+    s = s * z + LGAMMA_C6;
+    s = s * z + LGAMMA_C5;
+    s = s * z + LGAMMA_C4;
+    s = s * z + LGAMMA_C3;
+    s = s * z + LGAMMA_C2;
+    s = s * z + LGAMMA_C1;
+    return s * w;
+}
+
+static INLINE double psi_correction(double z) {  /* t(y), z = 1/y^2 */
+    double s = PSI_C8;
+    s = s * z + PSI_C7;
+    s = s * z + PSI_C6;
+    s = s * z + PSI_C5;
+    s = s * z + PSI_C4;
+    s = s * z + PSI_C3;
+    s = s * z + PSI_C2;
+    s = s * z + PSI_C1;
+    return s * z;
+}
+
+/* Entropy of Beta(1 + alpha, beta), s = 1 + k, k = alpha + beta (all positive), as in
+   beta_kernel.beta_entropy_into; floored: log B(a, b) replaced by log(B(a, b) + 1e-32). */
+static INLINE double beta_entropy(double alpha, double beta, double k, int floored) {
+    double a = 1.0 + alpha, b = beta, s = 1.0 + k;
+    double ya = a + SHIFT, yb = b + SHIFT, ys = s + SHIFT;
+    double pa, pb, ps, dpa, dpb, dps;
+    shift_terms(a, &pa, &dpa);
+    shift_terms(b, &pb, &dpb);
+    shift_terms(s, &ps, &dps);
+    double qa = ya * pa, qb = yb * pb, qs = ys * ps;  /* y P(x), each below 1e76 */
+    double qab = qa * qb;
+    double inv = 1.0 / (qab * qs);
+    double inv_qa = inv * qb * qs, inv_qb = inv * qa * qs, inv_qs = inv * qab;
+    double wa = pa * inv_qa, wb = pb * inv_qb, ws = ps * inv_qs;       /* 1/y */
+    double ipa = ya * inv_qa, ipb = yb * inv_qb, ips = ys * inv_qs;    /* 1/P(x) */
+    double za = wa * wa, zb = wb * wb, zs = ws * ws;
+    double ra = lgamma_correction(wa, za), rb = lgamma_correction(wb, zb);
+    double rs = lgamma_correction(ws, zs);
+    double ea = psi_correction(za) + dpa * ipa;  /* t(y) + D(x) */
+    double eb = psi_correction(zb) + dpb * ipb;
+    double es = psi_correction(zs) + dps * ips;
+    /* log W, W = (y_a y_b / y_s)^(8 + 1/2) P(s) / (P(a) P(b) y_s), as half the log of W^2 (no
+       square root); the two halves of W^2 stay within 1e-80 .. 1e80 for every valid fit */
+    double v = ya * yb * ws;  /* y_a y_b / y_s */
+    double x = ipa * ipb * ps * ws;
+    double v2 = v * v, v4 = v2 * v2, v8 = v4 * v4;
+    double h = 0.5 * log_positive((v8 * v8 * x) * (v * x)) + (HALF_LOG_2PI_E - SHIFT);
+    h += -(SHIFT + 1.0) / 2.0 * (wa + wb) + (SHIFT + 2.0) / 2.0 * ws;
+    h += ra + rb - rs;
+    h += alpha * ea + (beta - 1.0) * eb - (k - 1.0) * es;
+    if (floored) {
+        /* log B from the shifted Stirling form (beta_kernel._log_beta_function_into) */
+        double log_b = (ya - 0.5) * log_positive(ya * ws) + (yb - 0.5) * log_positive(yb * ws)
+                       + (SHIFT - 0.5) * log_positive(ys) + (HALF_LOG_2PI - SHIFT)
+                       + ra + rb - rs + log_positive(ipa * ipb * ps);
+        double d = LOG_REF_BETA_FN_EPS - log_b;  /* + log(B + 1e-32) - log B = softplus(d) */
+        double dc = d < -700.0 ? -700.0 : (d > SOFTPLUS_THRESHOLD ? SOFTPLUS_THRESHOLD : d);
+        double softplus = log_positive(1.0 + exp_bounded(dc));
+        h += d > SOFTPLUS_THRESHOLD ? d : softplus;
+    }
+    return h;
+}
+
+/* One class over a chunk of n <= CHUNK pixels: adds its contribution to sum and sets the flags.
+   top[j]: the top class's index where its complement comes from the other classes, -(c + 2)
+   where it keeps 1 - p (off the simplex), -1 where there is none (a NaN mean). */
+static INLINE void class_row(const double *restrict pm, const double *restrict vm, int64_t n,
+                             double cd, const double *restrict top, const double *restrict others,
+                             int floored, double *restrict sum, double *restrict sat,
+                             double *restrict fit) {
+    double cd_off = -cd - 2.0;
+#pragma GCC ivdep
+    for (int64_t j = 0; j < n; j++) {
+        double p = pm[j], v = vm[j];
+        int special = top[j] == cd;
+        int is_top = special | (top[j] == cd_off);
+        double q = special ? others[j] : 1.0 - p;
+        p = special ? 1.0 - others[j] : p;
+        int candidate = (v < FIT_FLOOR) & is_top & (p > 0.5);
+        p = p < FIT_FLOOR ? FIT_FLOOR : p;  /* NaN stays NaN */
+        v = v < FIT_FLOOR ? FIT_FLOOR : v;
+        double k = p * q / v - 1.0;
+        int valid = k > FIT_TOLERANCE;
+        /* invalid fits: a stand-in Beta(2, 1), masked out below */
+        double ks = valid ? k : 2.0, as = valid ? p * k : 1.0, bs = valid ? q * k : 1.0;
+        double contribution = p * beta_entropy(as, bs, ks, floored);
+        contribution = contribution < 0.0 ? contribution : 0.0;
+        sum[j] += valid ? contribution : 0.0;
+        fit[j] = valid ? 1.0 : fit[j];
+        sat[j] = (candidate & !valid) ? 1.0 : sat[j];
+    }
+}
+
+static void class_row_exact(const double *pm, const double *vm, int64_t n, double cd,
+                            const double *top, const double *others, double *sum, double *sat,
+                            double *fit) {
+    if (n == CHUNK)  /* a full chunk: a constant trip count, no remainder loop */
+        class_row(pm, vm, CHUNK, cd, top, others, 0, sum, sat, fit);
+    else
+        class_row(pm, vm, n, cd, top, others, 0, sum, sat, fit);
+}
+
+static void class_row_floored(const double *pm, const double *vm, int64_t n, double cd,
+                              const double *top, const double *others, double *sum, double *sat,
+                              double *fit) {
+    if (n == CHUNK)
+        class_row(pm, vm, CHUNK, cd, top, others, 1, sum, sat, fit);
+    else
+        class_row(pm, vm, n, cd, top, others, 1, sum, sat, fit);
+}
+
+/* One [C, P] block: mean and var at element c * class_stride + j; out: finite S (float64),
+   saturated and fitted (0/1 bytes), each [P]. Each chunk of pixels is read three times (top
+   class, complement, fits), converted to float64 on the way. */
+#define DEFINE_POSTERIOR_TERM(NAME, T)                                                          \
+void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
+          int64_t class_stride, int floored, double *finite, uint8_t *saturated,                \
+          uint8_t *fitted) {                                                                    \
+    double best[CHUNK], top[CHUNK], total[CHUNK], others[CHUNK];                                \
+    double sum[CHUNK], sat[CHUNK], fit[CHUNK], pm[CHUNK], vm[CHUNK];                            \
+    for (int64_t start = 0; start < n_pixels; start += CHUNK) {                                 \
+        int64_t n = n_pixels - start < CHUNK ? n_pixels - start : CHUNK;                        \
+        for (int64_t j = 0; j < n; j++) {                                                       \
+            best[j] = -__builtin_inf(); top[j] = -1.0; total[j] = 0.0; others[j] = 0.0;         \
+            sum[j] = 0.0; sat[j] = 0.0; fit[j] = 0.0;                                           \
+        }                                                                                       \
+        /* one pass: the first largest mean, the sum of all and of all but the largest (a  */   \
+        /* class that loses the lead moves its mean into "others": no cancellation)       */   \
+        for (int64_t c = 0; c < n_classes; c++) {                                               \
+            const T *pc = mean + c * class_stride + start;                                      \
+            for (int64_t j = 0; j < n; j++) {                                                   \
+                double p = (double)pc[j];                                                       \
+                int larger = p > best[j];                                                       \
+                others[j] += larger ? (top[j] < 0.0 ? 0.0 : best[j]) : p;                         \
+                best[j] = larger ? p : best[j];                                                 \
+                top[j] = larger ? (double)c : top[j];                                           \
+                total[j] += p;                                                                  \
+            }                                                                                   \
+        }                                                                                       \
+        for (int64_t j = 0; j < n; j++) {                                                       \
+            double off = total[j] - 1.0;                                                        \
+            int on_simplex = (off < 0.0 ? -off : off) <= SIMPLEX_TOLERANCE;                     \
+            top[j] = total[j] == total[j] ? top[j] : -1.0;  /* a NaN mean: no top class */      \
+            top[j] = on_simplex ? top[j] : -top[j] - 2.0;                                       \
+        }                                                                                       \
+        for (int64_t c = 0; c < n_classes; c++) {                                               \
+            const T *pc = mean + c * class_stride + start;                                      \
+            const T *vc = var + c * class_stride + start;                                       \
+            for (int64_t j = 0; j < n; j++) {                                                   \
+                pm[j] = (double)pc[j];                                                          \
+                vm[j] = (double)vc[j];                                                          \
+            }                                                                                   \
+            if (floored)                                                                        \
+                class_row_floored(pm, vm, n, (double)c, top, others, sum, sat, fit);            \
+            else                                                                                \
+                class_row_exact(pm, vm, n, (double)c, top, others, sum, sat, fit);              \
+        }                                                                                       \
+        for (int64_t j = 0; j < n; j++) {                                                       \
+            finite[start + j] = sum[j];                                                         \
+            saturated[start + j] = sat[j] != 0.0;                                               \
+            fitted[start + j] = fit[j] != 0.0;                                                  \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+DEFINE_POSTERIOR_TERM(posterior_term_float32, float)
+DEFINE_POSTERIOR_TERM(posterior_term_float64, double)
+
+/* The entropy of Beta(1 + alpha, beta) elementwise (k = alpha + beta): the kernel above on its
+   own, for the tests against the 40-digit reference. */
+void beta_entropy_float64(const double *alpha, const double *beta, int64_t n, int floored,
+                          double *out) {
+    for (int64_t j = 0; j < n; j++)
+        out[j] = beta_entropy(alpha[j], beta[j], alpha[j] + beta[j], floored);
+}
