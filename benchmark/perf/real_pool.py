@@ -22,6 +22,7 @@ import torch
 from rich.table import Table
 
 from benchmark.perf.fixtures import acquisition_spec, register_mmseg, synchronize
+from strategies import native_kernel
 
 CAMVID_SIZE = dict(n_train=367, n_val=101, height=360, width=480)
 TINY_SIZE = dict(n_train=6, n_val=2, height=64, width=96)
@@ -127,7 +128,7 @@ def section_real_pool(args, console) -> None:
                   f"{out['per_iter']:.2f} s/iteration x {out['iters']} iterations (the default schedule, "
                   f"batch {out['batch']}) = {train:.0f} s per cycle; evaluation of {size['n_val']} images "
                   f"{out['evaluation']:.1f} s; MC inference over the pool {out['inference']:.1f} s (shared by "
-                  f"every strategy)")
+                  f"every strategy); BalEnt's posterior term: {native_kernel.describe()}")
     table = Table(title="6. One cycle's acquisition per strategy: record exact (before) vs sampled (after)")
     for column in ("strategy", "scoring s", "selection s", "record exact s", f"record {out['sample']} px/img s",
                    "acquisition before / training", "after / training", "record speed-up"):
