@@ -89,28 +89,17 @@ static INLINE void shift_terms(double x, double *p, double *dp) {
     *dp = (low_sum * high + (low_sum + 16.0) * low) * (2.0 * x + 7.0);
 }
 
+/* sum_k C<k> z^(k-1) for k = 1..8, by Horner: the Stirling series of lgamma (C = LGAMMA_C) and psi
+   (C = PSI_C) */
+#define SERIES8(z, C) \
+    (C##1 + (z) * (C##2 + (z) * (C##3 + (z) * (C##4 + (z) * (C##5 + (z) * (C##6 + (z) * (C##7 + (z) * C##8)))))))
+
 static INLINE double lgamma_correction(double w, double z) {  /* r(y), w = 1/y, z = w^2 */
-    double s = LGAMMA_C8;
-    s = s * z + LGAMMA_C7;
-    s = s * z + LGAMMA_C6;
-    s = s * z + LGAMMA_C5;
-    s = s * z + LGAMMA_C4;
-    s = s * z + LGAMMA_C3;
-    s = s * z + LGAMMA_C2;
-    s = s * z + LGAMMA_C1;
-    return s * w;
+    return w * SERIES8(z, LGAMMA_C);
 }
 
 static INLINE double psi_correction(double z) {  /* t(y), z = 1/y^2 */
-    double s = PSI_C8;
-    s = s * z + PSI_C7;
-    s = s * z + PSI_C6;
-    s = s * z + PSI_C5;
-    s = s * z + PSI_C4;
-    s = s * z + PSI_C3;
-    s = s * z + PSI_C2;
-    s = s * z + PSI_C1;
-    return s * z;
+    return z * SERIES8(z, PSI_C);
 }
 
 /* Entropy of Beta(1 + alpha, beta), s = 1 + k, k = alpha + beta (all positive), as in
