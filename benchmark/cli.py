@@ -288,12 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import warnings
-
     from rich.console import Console
 
-    warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    from benchmark.known_warnings import silence_known_warnings
+
+    silence_known_warnings()
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

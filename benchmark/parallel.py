@@ -55,11 +55,12 @@ def interleave_seeds(runs) -> list:
     the first run of every seed, then the second of every seed, ... (the supervised references
     have no cycle 0 and come last)."""
     learning = [r for r in runs if not r.is_supervised]
-    position, rank = {}, {}
-    for run in learning:
-        rank[id(run)] = position.get(run.seed, 0)
-        position[run.seed] = rank[id(run)] + 1
-    ordered = sorted(learning, key=lambda r: (rank[id(r)], r.seed))
+    seen: dict = {}
+    keys = []  # (how many runs of its seed came before it, seed, position in the plan)
+    for index, run in enumerate(learning):
+        keys.append((seen.get(run.seed, 0), run.seed, index))
+        seen[run.seed] = seen.get(run.seed, 0) + 1
+    ordered = [learning[index] for *_, index in sorted(keys)]
     return ordered + [r for r in runs if r.is_supervised]
 
 
@@ -71,8 +72,9 @@ def _start_worker(threads: int, plugins: str | None, stop) -> None:
 
     import torch
 
-    warnings.filterwarnings("ignore", message=".*build_loss.*deprecated")
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    from benchmark.known_warnings import silence_known_warnings
+
+    silence_known_warnings()
     # mmengine's Runner sets the start method of the worker's own DataLoaders to fork and warns
     # that it differs from the spawn this pool started the worker with: expected, harmless
     warnings.filterwarnings("ignore", message="Multi-processing start method")

@@ -214,29 +214,28 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     saturated = torch.empty(finite.shape, dtype=torch.bool, device=mean.device)
     fitted = torch.empty_like(saturated)
     native = var.dtype == mean.dtype and native_kernel.usable_for(mean)
-    if native:
+    threads = torch.get_num_threads() if mean.device.type == "cpu" else 1
+    if native:  # whole images on one thread, blocks of columns on several
         mean3, var3 = mean3.contiguous(), var3.contiguous()
-        step = NATIVE_BLOCK_PIXELS
+        step = NATIVE_BLOCK_PIXELS if threads > 1 else max(mean3.shape[2], 1)
     else:
         block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
         step = max(1, block // max(c, 1))
-    jobs = [(image, slice(start, start + step)) for image in range(mean3.shape[0])
+    jobs = [(image, start, min(start + step, mean3.shape[2])) for image in range(mean3.shape[0])
             for start in range(0, mean3.shape[2], step)]
 
     def run(share: list) -> None:
         if native:
-            for image, cols in share:
-                native_kernel.posterior_term_block(mean3[image, :, cols], var3[image, :, cols], floored,
-                                                   finite[image, cols], saturated[image, cols],
-                                                   fitted[image, cols])
+            native_kernel.posterior_term_columns(mean3, var3, floored, finite, saturated, fitted, share)
             return
         ws = Workspace(c * min(step, mean3.shape[2]), mean.device)
-        for image, cols in share:
-            parts = _posterior_term_block(mean3[image, :, cols], var3[image, :, cols], floored, ws)
+        for image, start, stop in share:
+            parts = _posterior_term_block(mean3[image, :, start:stop], var3[image, :, start:stop],
+                                          floored, ws)
             for out, part in zip((finite, saturated, fitted), parts):
-                out[image, cols] = part
+                out[image, start:stop] = part
 
-    workers = min(torch.get_num_threads(), len(jobs)) if mean.device.type == "cpu" else 1
+    workers = min(threads, len(jobs))
     if workers <= 1:
         run(jobs)
     else:  # the blocks' ops are below torch's parallel grain: one block per thread instead

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from strategies import native_kernel
 from strategies.posterior_term import (  # noqa: F401
     CLASS_DIM,
     FIT_FLOOR,
@@ -57,6 +58,14 @@ def balanced_entropy(post: PixelPosterior, *, floored: bool = False) -> torch.Te
     """BalEnt = (S + H) / (H + log 2), float64; -inf at saturated pixels. # [..., H, W]"""
     h = post.predictive_entropy.to(torch.float64)
     return (posterior_term_of(post, floored=floored) + h) / (h + LOG_2)
+
+
+def balent_scores(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
+    """``balent_acquisition(balanced_entropy(post))``: the scores of ``balent`` (``balent_ref``
+    with ``floored``). On the CPU in one pass of the fused kernel (same values), else in torch."""
+    parts = posterior_term_parts_of(post, floored=floored)
+    fused = native_kernel.balent_acquisition(parts.finite, parts.saturated, post.predictive_entropy)
+    return fused if fused is not None else balent_acquisition(balanced_entropy(post, floored=floored))
 
 
 def balent_acquisition(balent: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 
 from strategies.posterior import PixelPosterior
 from strategies.registry import STRATEGIES
-from strategies.uncertainty import balanced_entropy, balent_acquisition
+from strategies.uncertainty import balent_scores
 
 
 @STRATEGIES.register_module(name="balent")
@@ -22,5 +22,4 @@ class BalEntStrategy:
 
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        balent = balanced_entropy(post)
-        return balent_acquisition(balent)  # [..., H, W] float64
+        return balent_scores(post)  # [..., H, W] float64

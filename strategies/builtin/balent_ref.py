@@ -5,7 +5,7 @@ import torch
 
 from strategies.posterior import PixelPosterior
 from strategies.registry import STRATEGIES
-from strategies.uncertainty import balanced_entropy, balent_acquisition
+from strategies.uncertainty import balent_scores
 
 
 @STRATEGIES.register_module(name="balent_ref")
@@ -21,5 +21,4 @@ class BalEntRefStrategy:
 
     def score(self, post: PixelPosterior,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        balent = balanced_entropy(post, floored=True)
-        return balent_acquisition(balent)  # [..., H, W] float64
+        return balent_scores(post, floored=True)  # [..., H, W] float64

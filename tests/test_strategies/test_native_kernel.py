@@ -3,6 +3,7 @@ the torch code it replaces on the CPU; and what happens where it cannot be built
 from __future__ import annotations
 
 import ast
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import strategies.posterior_term as pt
-from strategies import PixelPosterior, native_kernel
+from strategies import PixelPosterior, build_strategy, native_kernel
 from tests.test_strategies.conftest import REPO_ROOT, require_native_kernel, softmax_samples
 from tests.test_strategies.test_uncertainty import (
     FLOORED_PARAMS,
@@ -165,3 +166,29 @@ def test_the_compiled_library_is_cached(tmp_path) -> None:
     stamp = built[0].stat().st_mtime_ns
     _fresh_process(env, PROBE)
     assert [p.stat().st_mtime_ns for p in tmp_path.iterdir()] == [stamp]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_acquisition_matches_the_torch_formula(dtype: torch.dtype) -> None:
+    """``balent_scores`` in one fused pass equals ``balent_acquisition(balanced_entropy(post))``,
+    -inf (saturated, BalEnt 0, NaN, infinite) pixels included."""
+    from strategies.uncertainty import balanced_entropy, balent_acquisition
+
+    probs = softmax_samples(10, (11, 20, 30), seed=4, spread=0.05, scale=20.0).to(dtype)
+    post = PixelPosterior.from_samples(probs)
+    parts = pt.posterior_term_parts(post.mean, post.variance)
+    entropy = post.predictive_entropy.clone()
+    entropy[0, :4] = torch.tensor([float("nan"), float("inf"), 0.0, -math.log(2.0)], dtype=dtype)
+    finite = parts.finite.clone()
+    finite[1, :2] = torch.tensor([float("nan"), 0.0], dtype=F64)
+    fused = native_kernel.balent_acquisition(finite, parts.saturated, entropy)
+    balent = (finite.masked_fill(parts.saturated, float("-inf")) + entropy.to(F64)) / (
+        entropy.to(F64) + math.log(2.0))
+    expected = balent_acquisition(balent)
+    assert torch.equal(torch.isinf(fused), torch.isinf(expected)) and bool(parts.saturated.any())
+    torch.testing.assert_close(fused, expected, rtol=1e-15, atol=0.0)
+    fresh = PixelPosterior.from_samples(probs)  # and through the strategy's own path
+    with native_kernel.torch_kernel_only():
+        reference = balent_acquisition(balanced_entropy(fresh))
+    torch.testing.assert_close(build_strategy("balent").score(PixelPosterior.from_samples(probs)),
+                               reference, rtol=1e-12, atol=0.0)
