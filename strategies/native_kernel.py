@@ -1,9 +1,9 @@
-"""BalEnt's posterior term as one fused C loop (``posterior_term.c``), compiled on first use.
+"""BalEnt's posterior term as compiled C (``posterior_term.c``), built on first use.
 
-The C function does on the CPU what ``strategies.posterior_term._posterior_term_block`` does with
+The C code does on the CPU what ``strategies.posterior_term._posterior_term_block`` does with
 ~200 passes of eager torch over memory: the fit, the top class's complement, the Beta entropies
-(``strategies.beta_kernel``'s formula) and the sum over classes, pixel by pixel, vectorised by
-the compiler. It is built once per machine with the system's C compiler (the one that built mmcv)
+(``strategies.beta_kernel``'s formula) and the sum over classes, chunk by chunk of pixels,
+vectorised by the compiler; and BalEnt's acquisition value from that term in one pass. It is built once per machine with the system's C compiler (the one that built mmcv)
 into a cache folder and loaded with ctypes (which releases the GIL, so blocks still run on a
 thread pool). Where it cannot be built (no compiler), where it is switched off
 (``BENCHMARK_NATIVE_KERNEL=0``) and on a GPU, the torch code runs instead: same results to
@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import math
 import os
 import platform
 import shutil
@@ -36,6 +35,12 @@ BASE_FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-fno-trapping-math", "-fP
 TUNING_FLAGS = (["-march=native", "-fschedule-insns", "-fsched-pressure"], ["-march=native"], [])
 DTYPES = {torch.float32: "posterior_term_float32", torch.float64: "posterior_term_float64"}
 ACQUISITION = {torch.float32: "balent_acquisition_float32", torch.float64: "balent_acquisition_float64"}
+_P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+SIGNATURES = {  # the library's functions and their arguments (every one returns nothing)
+    **{name: [_P, _P, _I64, _I64, _I64, _INT, _P, _P, _P] for name in DTYPES.values()},
+    **{name: [_P, _P, _P, _I64, _P] for name in ACQUISITION.values()},
+    "beta_entropy_float64": [_P, _P, _I64, _INT, _P],
+}
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -43,14 +48,14 @@ _state: dict[str, object] = {}
 
 
 def _source_text() -> str:
-    """The C source with the constants of ``strategies.posterior_term`` and ``beta_kernel`` (their
-    one owner) prepended as macros."""
-    from strategies import beta_kernel, posterior_term  # posterior_term imports this module
+    """The C source with the constants of ``strategies.posterior_term``, ``beta_kernel`` and
+    ``uncertainty`` (their one owner) prepended as macros."""
+    from strategies import beta_kernel, posterior_term, uncertainty  # they import this module
 
     values = {name: getattr(posterior_term, name)
               for name in ("FIT_FLOOR", "FIT_TOLERANCE", "SIMPLEX_TOLERANCE")}
     values.update(SHIFT=float(beta_kernel.SHIFT), HALF_LOG_2PI=beta_kernel.HALF_LOG_2PI,
-                  LOG_REF_BETA_FN_EPS=beta_kernel.LOG_REF_BETA_FN_EPS, LOG_2=math.log(2.0))
+                  LOG_REF_BETA_FN_EPS=beta_kernel.LOG_REF_BETA_FN_EPS, LOG_2=uncertainty.LOG_2)
     values.update({f"LGAMMA_C{i}": c for i, c in enumerate(beta_kernel.LGAMMA_TERMS, 1)})
     values.update({f"PSI_C{i}": c for i, c in enumerate(beta_kernel.PSI_TERMS, 1)})
     if len(beta_kernel.LGAMMA_TERMS) != 8 or len(beta_kernel.PSI_TERMS) != 8:
@@ -140,20 +145,9 @@ def _load() -> None:
         _state.update(library=None, reason=str(error))
         log.warning("BalEnt's fused kernel is unavailable, using the torch code: %s", error)
         return
-    for name in DTYPES.values():
+    for name, argtypes in SIGNATURES.items():
         function = getattr(library, name)
-        function.restype = None
-        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                             ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                             ctypes.c_void_p]
-    for name in ACQUISITION.values():
-        function = getattr(library, name)
-        function.restype = None
-        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                             ctypes.c_void_p]
-    library.beta_entropy_float64.restype = None
-    library.beta_entropy_float64.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                             ctypes.c_int, ctypes.c_void_p]
+        function.restype, function.argtypes = None, argtypes
     _state.update(library=library, reason=None)
 
 
@@ -172,7 +166,7 @@ def unavailable_reason() -> str | None:
 
 
 def usable_for(mean: torch.Tensor) -> bool:
-    """Whether ``posterior_term_block`` can take these statistics (CPU, float32 or float64)."""
+    """Whether the kernel can take these statistics (CPU, float32 or float64, not switched off)."""
     return (not _state.get("forced_off") and mean.device.type == "cpu" and mean.dtype in DTYPES
             and library() is not None)
 
@@ -215,7 +209,7 @@ def posterior_term_columns(mean: torch.Tensor, var: torch.Tensor, floored: bool,
 
 def beta_entropy(alpha: torch.Tensor, beta: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
     """The C kernel's entropy of Beta(1 + alpha, beta) (float64 CPU tensors of one shape), for
-    checking it against references; BalEnt itself calls ``posterior_term_block``."""
+    checking it against references; BalEnt itself calls ``posterior_term_columns``."""
     alpha, beta = (t.to(torch.float64).contiguous() for t in torch.broadcast_tensors(alpha, beta))
     out = torch.empty_like(alpha)
     library().beta_entropy_float64(alpha.data_ptr(), beta.data_ptr(), alpha.numel(), int(floored),

@@ -1,17 +1,18 @@
-/* BalEnt's posterior term S = sum_c min(0, p_c h_c) over a [C, P] block, fused into one pass.
+/* BalEnt's posterior term S = sum_c min(0, p_c h_c) over a [C, P] block, and its acquisition value.
 
    The same arithmetic as strategies/posterior_term.py (fit, the top class's complement, the
    saturated and fitted flags) and strategies/beta_kernel.py (the entropy of Beta(1 + alpha, beta)
    by the shift-by-8 recurrences and the Stirling series, every logarithm gathered into one), in
-   float64, written as straight-line code over chunks of pixels so that the compiler vectorises
-   it: no branch, selects instead, and two changes that only a fused loop allows:
+   float64, written as short loops over chunks of pixels so that the compiler vectorises them: no
+   branch, selects instead, and three changes that compiled loops allow:
      - the six reciprocals (1/y and 1/P(x) for x in a, b, s) come from ONE division of the
        product of y P(x) over the three arguments (below 1e227 for every valid fit);
-     - log and exp are evaluated here (exponent split + series), so that they vectorise too.
+     - log and exp are evaluated here (exponent split + series), so that they vectorise too;
+     - W's square root is replaced by half the log of W^2.
    The Python side (strategies/native_kernel.py) prepends, as macros, the constants that
-   strategies/posterior_term.py and strategies/beta_kernel.py own: FIT_FLOOR, FIT_TOLERANCE,
-   SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS and the Stirling coefficients
-   LGAMMA_C1..8 and PSI_C1..8. */
+   strategies/posterior_term.py, beta_kernel.py and uncertainty.py own: FIT_FLOOR, FIT_TOLERANCE,
+   SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS, LOG_2 and the Stirling
+   coefficients LGAMMA_C1..8 and PSI_C1..8. */
 #include <stdint.h>
 #include <string.h>
 
@@ -226,8 +227,8 @@ static void class_row_floored(const double *pm, const double *vm, int64_t n, dou
 }
 
 /* One [C, P] block: mean and var at element c * class_stride + j; out: finite S (float64),
-   saturated and fitted (0/1 bytes), each [P]. Each chunk of pixels is read three times (top
-   class, complement, fits), converted to float64 on the way. */
+   saturated and fitted (0/1 bytes), each [P]. Each chunk of pixels is read twice (the top class
+   and the complement; the fits), converted to float64 on the way. */
 #define DEFINE_POSTERIOR_TERM(NAME, T)                                                          \
 void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
           int64_t class_stride, int floored, double *finite, uint8_t *saturated,                \

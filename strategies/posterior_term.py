@@ -3,7 +3,8 @@
 The method is in docs/writing_a_strategy.md (built-ins; "BalEnt at saturation" for the two points
 where it departs from a literal reading). Everything here is float64 whatever the input dtype, on
 the input's device, over ``[..., C, H, W]`` in and ``[..., H, W]`` out; the entropies come from
-``strategies.beta_kernel``.
+``strategies.beta_kernel``, or, on the CPU, the whole term from the compiled loop of
+``strategies.native_kernel`` (same arithmetic, tested against this code).
 """
 from __future__ import annotations
 
@@ -200,8 +201,9 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     invalid because their variance is at the Beta's limit (the Bhatia-Davis bound, up to
     ``FIT_TOLERANCE``), and small classes at the mean clamp, still contribute 0.
 
-    Evaluated in blocks of pixels with reused buffers, so the float64 temporaries neither scale
-    with the image nor cost an allocation per operation.
+    On the CPU (float32/float64 statistics) by the compiled kernel of ``strategies.native_kernel``
+    where it is available; otherwise in blocks of pixels with reused buffers, so the float64
+    temporaries neither scale with the image nor cost an allocation per operation.
     """
     if mean.shape != var.shape or mean.dim() < 3:
         raise ValueError(f"mean and variance must share a [..., C, H, W] shape, got "
