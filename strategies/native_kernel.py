@@ -3,11 +3,13 @@
 The C code does on the CPU what ``strategies.posterior_term._posterior_term_block`` does with
 ~200 passes of eager torch over memory: the fit, the top class's complement, the Beta entropies
 (``strategies.beta_kernel``'s formula) and the sum over classes, chunk by chunk of pixels,
-vectorised by the compiler; and BalEnt's acquisition value from that term in one pass. It is built once per machine with the system's C compiler (the one that built mmcv)
-into a cache folder and loaded with ctypes (which releases the GIL, so blocks still run on a
-thread pool). Where it cannot be built (no compiler), where it is switched off
-(``BENCHMARK_NATIVE_KERNEL=0``) and on a GPU, the torch code runs instead: same results to
-rounding (tests/test_strategies/test_native_kernel.py).
+vectorised by the compiler; and BalEnt's acquisition value from that term in one pass. It is built
+once per machine with the system's C compiler (the one that built mmcv) into a cache folder and
+loaded with ctypes. Built with OpenMP where the compiler has it, it spreads an image's blocks over
+torch's own OpenMP threads (the runtime torch loaded, shared by name), so that they work instead of
+spinning beside threads of ours; without OpenMP it runs on one thread. Where it cannot be built (no
+compiler), where it is switched off (``BENCHMARK_NATIVE_KERNEL=0``) and on a GPU, the torch code
+runs instead: same results to rounding (tests/test_strategies/test_native_kernel.py).
 """
 from __future__ import annotations
 
@@ -33,13 +35,16 @@ BASE_FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-fno-trapping-math", "-fP
 # tried in turn until the compiler accepts one: this CPU's vector instructions, and GCC's
 # pre-allocation scheduling (it interleaves the loops' independent chains; ~3% here)
 TUNING_FLAGS = (["-march=native", "-fschedule-insns", "-fsched-pressure"], ["-march=native"], [])
-DTYPES = {torch.float32: "posterior_term_float32", torch.float64: "posterior_term_float64"}
+# each tuning is tried with OpenMP first (several threads: posterior_term_images), then without
+OPENMP_FLAGS = ["-fopenmp"]
+DTYPES = {torch.float32: "posterior_term_images_float32", torch.float64: "posterior_term_images_float64"}
 ACQUISITION = {torch.float32: "balent_acquisition_float32", torch.float64: "balent_acquisition_float64"}
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-SIGNATURES = {  # the library's functions and their arguments (every one returns nothing)
-    **{name: [_P, _P, _I64, _I64, _I64, _INT, _P, _P, _P] for name in DTYPES.values()},
+SIGNATURES = {  # the library's functions and their arguments (all but the last return nothing)
+    **{name: [_P, _P, _I64, _I64, _I64, _I64, _INT, _INT, _P, _P, _P] for name in DTYPES.values()},
     **{name: [_P, _P, _P, _I64, _P] for name in ACQUISITION.values()},
     "beta_entropy_float64": [_P, _P, _I64, _INT, _P],
+    "posterior_term_parallel": [],  # returns int: 1 if built with OpenMP
 }
 
 log = logging.getLogger(__name__)
@@ -96,7 +101,7 @@ def _cache_folder() -> Path:
 def _build(compiler: str, text: str) -> Path:
     """The library for this source, compiler and CPU: compiled once, then reused from the cache
     (the user's cache folder, else the temporary folder)."""
-    flags = [flag for tuning in TUNING_FLAGS for flag in tuning]
+    flags = [flag for tuning in TUNING_FLAGS for flag in tuning] + OPENMP_FLAGS
     key = hashlib.sha256("\0".join([text, compiler, _cpu_signature(), *BASE_FLAGS, *flags])
                          .encode()).hexdigest()[:20]
     name = f"posterior_term-{key}{sysconfig.get_config_var('SHLIB_SUFFIX') or '.so'}"
@@ -117,17 +122,23 @@ def _build(compiler: str, text: str) -> Path:
 def _compile(compiler: str, text: str, scratch: Path, target: Path) -> Path:
     source = scratch / SOURCE.name
     source.write_text(text)
-    built = scratch / target.name
     failure = ""
-    for tuning in TUNING_FLAGS:
-        flags = BASE_FLAGS + tuning
+    for attempt, flags in enumerate(BASE_FLAGS + tuning + extra for tuning in TUNING_FLAGS
+                                    for extra in (OPENMP_FLAGS, [])):
+        built = scratch / f"{attempt}-{target.name}"
         result = subprocess.run([compiler, *flags, str(source), "-o", str(built)],
                                 capture_output=True, text=True)
-        if result.returncode == 0:
-            os.replace(built, target)  # atomic: concurrent builders agree
-            return target
-        lines = result.stderr.strip().splitlines()
-        failure = lines[-1] if lines else f"exit status {result.returncode}"
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines()
+            failure = lines[-1] if lines else f"exit status {result.returncode}"
+            continue
+        try:  # built is not yet loadable everywhere (an OpenMP runtime the loader cannot find)
+            ctypes.CDLL(str(built))
+        except OSError as error:
+            failure = str(error)
+            continue
+        os.replace(built, target)  # atomic: concurrent builders agree
+        return target
     raise RuntimeError(f"{compiler} could not build {SOURCE.name}: {failure}")
 
 
@@ -148,7 +159,8 @@ def _load() -> None:
     for name, argtypes in SIGNATURES.items():
         function = getattr(library, name)
         function.restype, function.argtypes = None, argtypes
-    _state.update(library=library, reason=None)
+    library.posterior_term_parallel.restype = ctypes.c_int
+    _state.update(library=library, reason=None, parallel=bool(library.posterior_term_parallel()))
 
 
 def library() -> ctypes.CDLL | None:
@@ -182,34 +194,36 @@ def torch_kernel_only():
         _state["forced_off"] = previous
 
 
+def parallel() -> bool:
+    """Whether the kernel runs on several threads (built with OpenMP); False when unavailable."""
+    return library() is not None and bool(_state.get("parallel"))
+
+
 def describe() -> str:
     """One line for reports: which implementation computes BalEnt's posterior term on a CPU."""
     reason = unavailable_reason()
-    return ("fused C kernel (strategies/posterior_term.c)" if reason is None
-            else f"torch kernel (fused C kernel unavailable: {reason})")
+    if reason is not None:
+        return f"torch kernel (fused C kernel unavailable: {reason})"
+    threads = "torch's OpenMP threads" if parallel() else "one thread (built without OpenMP)"
+    return f"fused C kernel (strategies/posterior_term.c) on {threads}"
 
 
-def posterior_term_columns(mean: torch.Tensor, var: torch.Tensor, floored: bool, finite: torch.Tensor,
-                           saturated: torch.Tensor, fitted: torch.Tensor, jobs) -> None:
-    """Fill columns of ``finite`` (float64), ``saturated`` and ``fitted`` (bool), each ``[B, P]``
-    and contiguous, from contiguous means and variances ``[B, C, P]`` of one dtype; ``jobs``:
-    ``(image, start, stop)`` column ranges. Addresses are computed here, not by slicing tensors
-    (the slicing cost more than a block's arithmetic)."""
+def posterior_term_images(mean: torch.Tensor, var: torch.Tensor, floored: bool, finite: torch.Tensor,
+                          saturated: torch.Tensor, fitted: torch.Tensor, threads: int, block: int) -> None:
+    """Fill ``finite`` (float64), ``saturated`` and ``fitted`` (bool), each ``[B, P]`` and
+    contiguous, from contiguous means and variances ``[B, C, P]`` of one dtype, in blocks of
+    ``block`` pixels on up to ``threads`` threads (one where the kernel is not ``parallel``)."""
     if mean.dtype != var.dtype or not (mean.is_contiguous() and var.is_contiguous()):
         raise ValueError("means and variances must be contiguous and share a dtype")
-    function = getattr(library(), DTYPES[mean.dtype])
-    _, c, p = mean.shape
-    size = mean.element_size()
-    pointers = [t.data_ptr() for t in (mean, var, finite, saturated, fitted)]
-    for image, start, stop in jobs:
-        source, target = (image * c * p + start) * size, image * p + start
-        function(pointers[0] + source, pointers[1] + source, c, stop - start, p, int(floored),
-                 pointers[2] + 8 * target, pointers[3] + target, pointers[4] + target)
+    images, c, p = mean.shape
+    getattr(library(), DTYPES[mean.dtype])(mean.data_ptr(), var.data_ptr(), images, c, p,
+                                           max(block, 1), int(floored), max(threads, 1),
+                                           finite.data_ptr(), saturated.data_ptr(), fitted.data_ptr())
 
 
 def beta_entropy(alpha: torch.Tensor, beta: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
     """The C kernel's entropy of Beta(1 + alpha, beta) (float64 CPU tensors of one shape), for
-    checking it against references; BalEnt itself calls ``posterior_term_columns``."""
+    checking it against references; BalEnt itself calls ``posterior_term_images``."""
     alpha, beta = (t.to(torch.float64).contiguous() for t in torch.broadcast_tensors(alpha, beta))
     out = torch.empty_like(alpha)
     library().beta_entropy_float64(alpha.data_ptr(), beta.data_ptr(), alpha.numel(), int(floored),

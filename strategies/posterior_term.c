@@ -283,6 +283,39 @@ void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,     
 DEFINE_POSTERIOR_TERM(posterior_term_float32, float)
 DEFINE_POSTERIOR_TERM(posterior_term_float64, double)
 
+/* Whether this build runs posterior_term_images_* on several threads (built with OpenMP). It
+   then shares the OpenMP runtime torch has loaded (libgomp.so.1 by its name): torch's worker
+   threads, which spin for a while after each torch operation, take the blocks here instead of
+   competing with threads of our own for the cores. */
+int posterior_term_parallel(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* posterior_term_* over n_images contiguous [C, P] images (out: [n_images, P] each), in blocks of
+   `block` pixels shared among `threads` threads (one thread without OpenMP). */
+#define DEFINE_POSTERIOR_TERM_IMAGES(NAME, ONE, T)                                              \
+void NAME(const T *mean, const T *var, int64_t n_images, int64_t n_classes, int64_t n_pixels,   \
+          int64_t block, int floored, int threads, double *finite, uint8_t *saturated,          \
+          uint8_t *fitted) {                                                                    \
+    int64_t per_image = (n_pixels + block - 1) / block, jobs = n_images * per_image;            \
+    (void)threads;                                                                              \
+    _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1 && jobs > 1)") \
+    for (int64_t job = 0; job < jobs; job++) {                                                  \
+        int64_t image = job / per_image, start = (job % per_image) * block;                     \
+        int64_t stop = start + block < n_pixels ? start + block : n_pixels;                     \
+        int64_t source = image * n_classes * n_pixels + start, target = image * n_pixels + start; \
+        ONE(mean + source, var + source, n_classes, stop - start, n_pixels, floored,             \
+            finite + target, saturated + target, fitted + target);                              \
+    }                                                                                           \
+}
+
+DEFINE_POSTERIOR_TERM_IMAGES(posterior_term_images_float32, posterior_term_float32, float)
+DEFINE_POSTERIOR_TERM_IMAGES(posterior_term_images_float64, posterior_term_float64, double)
+
 /* The entropy of Beta(1 + alpha, beta) elementwise (k = alpha + beta): the kernel above on its
    own, for the tests against the 40-digit reference. */
 void beta_entropy_float64(const double *alpha, const double *beta, int64_t n, int floored,

@@ -33,7 +33,7 @@ GPU_BLOCK_ELEMENTS = 1 << 21  # and on a GPU (few, large kernels; ~0.6 GB of buf
 # Below this share of valid fits, a block's entropies are evaluated on the valid ones only
 # (gathered, then scattered back); above it, on every class-pixel (gathering costs more).
 COMPACT_BELOW = 0.7
-NATIVE_BLOCK_PIXELS = 1 << 14  # pixels per block for the fused C kernel (strategies.native_kernel)
+NATIVE_BLOCK_PIXELS = 1 << 12  # pixels per block for the fused C kernel's threads (strategies.native_kernel)
 
 
 def beta_moment_fit(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,8 +202,9 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     ``FIT_TOLERANCE``), and small classes at the mean clamp, still contribute 0.
 
     On the CPU (float32/float64 statistics) by the compiled kernel of ``strategies.native_kernel``
-    where it is available; otherwise in blocks of pixels with reused buffers, so the float64
-    temporaries neither scale with the image nor cost an allocation per operation.
+    where it is available (on torch's OpenMP threads where it was built with OpenMP); otherwise in
+    blocks of pixels with reused buffers, so the float64 temporaries neither scale with the image
+    nor cost an allocation per operation.
     """
     if mean.shape != var.shape or mean.dim() < 3:
         raise ValueError(f"mean and variance must share a [..., C, H, W] shape, got "
@@ -215,21 +216,17 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     finite = torch.empty(mean3.shape[0], mean3.shape[2], dtype=torch.float64, device=mean.device)
     saturated = torch.empty(finite.shape, dtype=torch.bool, device=mean.device)
     fitted = torch.empty_like(saturated)
-    native = var.dtype == mean.dtype and native_kernel.usable_for(mean)
     threads = torch.get_num_threads() if mean.device.type == "cpu" else 1
-    if native:  # whole images on one thread, blocks of columns on several
-        mean3, var3 = mean3.contiguous(), var3.contiguous()
-        step = NATIVE_BLOCK_PIXELS if threads > 1 else max(mean3.shape[2], 1)
-    else:
-        block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
-        step = max(1, block // max(c, 1))
+    if var.dtype == mean.dtype and native_kernel.usable_for(mean):
+        native_kernel.posterior_term_images(mean3.contiguous(), var3.contiguous(), floored, finite,
+                                            saturated, fitted, threads, NATIVE_BLOCK_PIXELS)
+        return PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted)))
+    block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
+    step = max(1, block // max(c, 1))
     jobs = [(image, start, min(start + step, mean3.shape[2])) for image in range(mean3.shape[0])
             for start in range(0, mean3.shape[2], step)]
 
     def run(share: list) -> None:
-        if native:
-            native_kernel.posterior_term_columns(mean3, var3, floored, finite, saturated, fitted, share)
-            return
         ws = Workspace(c * min(step, mean3.shape[2]), mean.device)
         for image, start, stop in share:
             parts = _posterior_term_block(mean3[image, :, start:stop], var3[image, :, start:stop],

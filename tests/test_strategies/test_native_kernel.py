@@ -168,6 +168,40 @@ def test_the_compiled_library_is_cached(tmp_path) -> None:
     assert [p.stat().st_mtime_ns for p in tmp_path.iterdir()] == [stamp]
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc/self/maps")
+def test_the_threads_are_torchs_openmp_threads(tmp_path) -> None:
+    """Built with OpenMP, the kernel's blocks run in the OpenMP runtime torch itself loaded: one
+    such runtime in the process (a second one would put two thread pools on the same cores)."""
+    code = ("import torch; from strategies import native_kernel; from strategies.uncertainty import "
+            "posterior_term; torch.set_num_threads(2); "
+            "posterior_term(torch.rand(3, 5, 64, 64), torch.full((3, 5, 64, 64), 0.01)); "
+            "print(native_kernel.parallel()); "
+            "print(sorted({line.split()[-1] for line in open('/proc/self/maps') "
+            "if 'omp' in line.rsplit('/', 1)[-1]}))")
+    out, _ = _fresh_process({native_kernel.ENV_CACHE: str(tmp_path)}, code)
+    parallel, runtimes = out.strip().splitlines()[-2:]
+    if parallel != "True":
+        pytest.skip("this machine's compiler builds the kernel without OpenMP")
+    assert len(ast.literal_eval(runtimes)) == 1, runtimes
+
+
+def test_a_compiler_without_openmp_gives_a_one_thread_kernel(tmp_path) -> None:
+    """A compiler that refuses -fopenmp: the kernel is built without it, says so, runs on one
+    thread and gives the same values."""
+    compiler = native_kernel._compiler()
+    if compiler is None:
+        pytest.skip("no C compiler")
+    wrapper = tmp_path / "cc-without-openmp"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = "-fopenmp" ] && '
+                       f'{{ echo "no OpenMP here" >&2; exit 1; }}; done\nexec {compiler} "$@"\n')
+    wrapper.chmod(0o755)
+    env = {"CC": str(wrapper), native_kernel.ENV_CACHE: str(tmp_path / "cache")}
+    out, err = _fresh_process(env, PROBE)
+    assert "fused C kernel" in out and "one thread (built without OpenMP)" in out, out + err
+    native, _ = _fresh_process({}, PROBE)
+    assert out.strip().splitlines()[-1] == native.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_acquisition_matches_the_torch_formula(dtype: torch.dtype) -> None:
     """``balent_scores`` in one fused pass equals ``balent_acquisition(balanced_entropy(post))``,
