@@ -8,19 +8,24 @@ the cost of a multiply on this CPU). Every argument x in {a, b, s} is shifted up
     lgamma(x) = lgamma(y) - log P(x),   psi(x) = psi(y) - D(x),   y = x + 8,
     P(x) = x (x+1) ... (x+7),           D(x) = 1/x + 1/(x+1) + ... + 1/(x+7),
 
-and lgamma(y), psi(y) come from the Stirling series at y >= 8 with 8 terms (truncation below
-1e-16). Substituted into h, the terms that grow like x log x cancel analytically and every
-logarithm gathers into one:
+and lgamma(y), psi(y) come from Stirling's form at y >= 8 with its remainders r(y) (lgamma) and
+t(y) (psi) as short polynomials (below). Substituted into h, the terms that grow like x log x
+cancel analytically and every logarithm gathers into one:
 
     h = log W + (HALF_LOG_2PI_E - 8) - 9/2 (1/y_a + 1/y_b) + 5/y_s + r_a + r_b - r_s
         + alpha (t_a + D_a) + (beta - 1)(t_b + D_b) - (k - 1)(t_s + D_s),
     W = (y_a y_b / y_s)^(8 + 1/2) P(s) / (P(a) P(b) y_s),
 
-with r(y) = sum_k B_2k / (2k (2k-1) y^(2k-1)) and t(y) = sum_k B_2k / (2k y^(2k)) the Stirling
-corrections of lgamma and psi. W is formed by products only (no overflow or underflow for
-arguments below 1e18; BalEnt's reach 1e9), so its log is accurate to float64 rounding; the remaining sum cancels
-to ~8 units of rounding at worst (the D terms of large x, ~8 each). Worst error against a
-40-digit evaluation over alpha, beta in [1e-12, 1e9]: 4.2e-15 absolute (at a = 8.9, b = 7.9;
+with r(y) = lgamma(y) - (y - 1/2) log y + y - log(2 pi)/2 = y^-1 R(z) and
+t(y) = log y - 1/(2y) - psi(y) = z T(z), z = 1/y^2 in (0, 1/64]. R and T are the functions of
+the Stirling series (R = 1/12 - z/360 + ..., T = 1/12 - z/120 + ...), taken here as 6-term
+polynomials fitted to them on that interval (Chebyshev interpolation of their 50-digit values;
+tests/test_strategies/test_series_fits.py derives them again): absolute error below 5e-18 in r
+and 8e-18 in t, where the 8-term series they replace leaves 8e-17 and 2e-16 at y = 8. W is
+formed by products only (no overflow or underflow for arguments below 1e18; BalEnt's reach 1e9),
+so its log is accurate to float64 rounding; the remaining sum cancels to ~8 units of rounding at
+worst (the D terms of large x, ~8 each). Worst error against a 40-digit evaluation over alpha,
+beta in [1e-12, 1e9]: 4.2e-15 absolute (at a = 8.9, b = 7.9;
 tests/test_strategies/test_uncertainty.py).
 
 Written for eager torch on large flat float64 tensors: the three arguments are stacked into
@@ -31,32 +36,19 @@ than the arithmetic done on it), and products are formed in pairs to keep the pa
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import torch
 
 SHIFT = 8  # the recurrence's shift; the code below forms P(x) in four pairs (x+i)(x+7-i)
-TERMS = 8  # Stirling terms at y >= SHIFT: the 9th is below 1e-16
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 HALF_LOG_2PI_E = HALF_LOG_2PI + 0.5
 LOG_REF_BETA_FN_EPS = math.log(1e-32)  # the public reference code adds 1e-32 to B(a, b)
-
-
-def _bernoulli(n: int) -> list[Fraction]:
-    """B_0 .. B_n exactly (B_1 = +1/2; only the even ones are used)."""
-    row, out = [Fraction(0)] * (n + 1), []
-    for m in range(n + 1):
-        row[m] = Fraction(1, m + 1)
-        for j in range(m, 0, -1):
-            row[j - 1] = j * (row[j - 1] - row[j])
-        out.append(row[0])
-    return out
-
-
-_B = _bernoulli(2 * TERMS)
-# lgamma: r(y) = y^-1 * sum_k LGAMMA_TERMS[k] z^k, psi: t(y) = z * sum_k PSI_TERMS[k] z^k, z = y^-2
-LGAMMA_TERMS = [float(_B[2 * k] / (2 * k * (2 * k - 1))) for k in range(1, TERMS + 1)]
-PSI_TERMS = [float(_B[2 * k] / (2 * k)) for k in range(1, TERMS + 1)]
+# r(y) = y^-1 * sum_k LGAMMA_TERMS[k] z^k and t(y) = z * sum_k PSI_TERMS[k] z^k, z = y^-2 <= 1/64:
+# the polynomials fitted to y r(y) and t(y) / z on [0, 1/64] (see the module's docstring)
+LGAMMA_TERMS = [0.0833333333333333, -0.002777777777606244, 0.0007936506649488252,
+                -0.0005952025951802712, 0.0008372834512071336, -0.0016526004455595122]
+PSI_TERMS = [0.08333333333333287, -0.008333333331168558, 0.003968252342841619,
+             -0.004166217650696842, 0.007519088230747095, -0.017711160415846534]
 
 
 class Workspace:

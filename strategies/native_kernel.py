@@ -44,6 +44,7 @@ SIGNATURES = {  # the library's functions and their arguments (all but the last 
     **{name: [_P, _P, _I64, _I64, _I64, _I64, _INT, _INT, _P, _P, _P] for name in DTYPES.values()},
     **{name: [_P, _P, _P, _I64, _P] for name in ACQUISITION.values()},
     "beta_entropy_float64": [_P, _P, _I64, _INT, _P],
+    "log_positive_float64": [_P, _I64, _P],
     "posterior_term_parallel": [],  # returns int: 1 if built with OpenMP
 }
 
@@ -63,8 +64,8 @@ def _source_text() -> str:
                   LOG_REF_BETA_FN_EPS=beta_kernel.LOG_REF_BETA_FN_EPS, LOG_2=uncertainty.LOG_2)
     values.update({f"LGAMMA_C{i}": c for i, c in enumerate(beta_kernel.LGAMMA_TERMS, 1)})
     values.update({f"PSI_C{i}": c for i, c in enumerate(beta_kernel.PSI_TERMS, 1)})
-    if len(beta_kernel.LGAMMA_TERMS) != 8 or len(beta_kernel.PSI_TERMS) != 8:
-        raise RuntimeError("posterior_term.c evaluates 8 Stirling terms; beta_kernel has others")
+    if len(beta_kernel.LGAMMA_TERMS) != 6 or len(beta_kernel.PSI_TERMS) != 6:
+        raise RuntimeError("posterior_term.c evaluates 6-term remainders; beta_kernel has others")
     macros = [f"#define {name} ({float(value)!r})" for name, value in values.items()]
     return "\n".join(macros) + "\n" + SOURCE.read_text()
 

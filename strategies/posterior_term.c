@@ -2,17 +2,17 @@
 
    The same arithmetic as strategies/posterior_term.py (fit, the top class's complement, the
    saturated and fitted flags) and strategies/beta_kernel.py (the entropy of Beta(1 + alpha, beta)
-   by the shift-by-8 recurrences and the Stirling series, every logarithm gathered into one), in
+   by the shift-by-8 recurrences and Stirling's form, every logarithm gathered into one), in
    float64, written as short loops over chunks of pixels so that the compiler vectorises them: no
    branch, selects instead, and three changes that compiled loops allow:
      - the six reciprocals (1/y and 1/P(x) for x in a, b, s) come from ONE division of the
        product of y P(x) over the three arguments (below 1e227 for every valid fit);
-     - log and exp are evaluated here (exponent split + series), so that they vectorise too;
+     - log and exp are evaluated here (exponent split + polynomial), so that they vectorise too;
      - W's square root is replaced by half the log of W^2.
    The Python side (strategies/native_kernel.py) prepends, as macros, the constants that
    strategies/posterior_term.py, beta_kernel.py and uncertainty.py own: FIT_FLOOR, FIT_TOLERANCE,
-   SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS, LOG_2 and the Stirling
-   coefficients LGAMMA_C1..8 and PSI_C1..8. */
+   SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS, LOG_2 and the coefficients of
+   the remainders' polynomials, LGAMMA_C1..6 and PSI_C1..6. */
 #include <stdint.h>
 #include <string.h>
 
@@ -29,8 +29,18 @@ static INLINE double from_bits(uint64_t b) { double d; memcpy(&d, &b, sizeof d);
 static INLINE uint64_t to_bits(double d) { uint64_t b; memcpy(&b, &d, sizeof b); return b; }
 
 /* log x for a positive, finite, normal x (|error| within ~2 units of rounding):
-   x = 2^e m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f), f = (m - 1) / (m + 1), |f| < 0.172,
-   by its series to f^19 (the next term is below 1e-16 of the first, 8e-18 in absolute value). */
+   x = 2^e m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(f) = 2 f + 2 f^3 A(f^2),
+   f = (m - 1) / (m + 1), |f| < 0.172. A(u) = 1/3 + u/5 + u^2/7 + ... is taken as the 7-term
+   polynomial fitted to it on [0, 0.172^2] (Chebyshev interpolation of its 50-digit values,
+   derived again by tests/test_strategies/test_series_fits.py): its error adds below 2e-18 to
+   log m, where the series to f^19 it replaces left 8e-18. */
+#define LOG_A1 0.3333333333333335
+#define LOG_A2 0.19999999999949752
+#define LOG_A3 0.14285714312987743
+#define LOG_A4 0.1111110556739754
+#define LOG_A5 0.09091444562630861
+#define LOG_A6 0.07665860800278021
+#define LOG_A7 0.07308224842521703
 static INLINE double log_positive(double x) {
     uint64_t bits = to_bits(x);
     double e = from_bits((bits >> 52) | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
@@ -39,17 +49,9 @@ static INLINE double log_positive(double x) {
     m = high ? 0.5 * m : m;
     e = high ? e + 1.0 : e;
     double f = (m - 1.0) / (m + 1.0);
-    double f2 = f * f;
-    double s = 1.0 / 19.0;
-    s = s * f2 + 1.0 / 17.0;
-    s = s * f2 + 1.0 / 15.0;
-    s = s * f2 + 1.0 / 13.0;
-    s = s * f2 + 1.0 / 11.0;
-    s = s * f2 + 1.0 / 9.0;
-    s = s * f2 + 1.0 / 7.0;
-    s = s * f2 + 1.0 / 5.0;
-    s = s * f2 + 1.0 / 3.0;
-    double log_m = 2.0 * f + 2.0 * f * f2 * s;
+    double u = f * f;
+    double a = LOG_A1 + u * (LOG_A2 + u * (LOG_A3 + u * (LOG_A4 + u * (LOG_A5 + u * (LOG_A6 + u * LOG_A7)))));
+    double log_m = 2.0 * f + 2.0 * f * u * a;
     return e * LN2_HI + (e * LN2_LO + log_m);
 }
 
@@ -88,17 +90,16 @@ static INLINE void shift_terms(double x, double *p, double *dp) {
     *dp = (low_sum * high + (low_sum + 16.0) * low) * (2.0 * x + 7.0);
 }
 
-/* sum_k C<k> z^(k-1) for k = 1..8, by Horner: the Stirling series of lgamma (C = LGAMMA_C) and psi
-   (C = PSI_C) */
-#define SERIES8(z, C) \
-    (C##1 + (z) * (C##2 + (z) * (C##3 + (z) * (C##4 + (z) * (C##5 + (z) * (C##6 + (z) * (C##7 + (z) * C##8)))))))
+/* sum_k C<k> z^(k-1) for k = 1..6, by Horner: the polynomials of lgamma's remainder
+   (C = LGAMMA_C) and psi's (C = PSI_C), beta_kernel.LGAMMA_TERMS and PSI_TERMS */
+#define SERIES6(z, C) (C##1 + (z) * (C##2 + (z) * (C##3 + (z) * (C##4 + (z) * (C##5 + (z) * C##6)))))
 
 static INLINE double lgamma_correction(double w, double z) {  /* r(y), w = 1/y, z = w^2 */
-    return w * SERIES8(z, LGAMMA_C);
+    return w * SERIES6(z, LGAMMA_C);
 }
 
 static INLINE double psi_correction(double z) {  /* t(y), z = 1/y^2 */
-    return z * SERIES8(z, PSI_C);
+    return z * SERIES6(z, PSI_C);
 }
 
 /* Entropies of Beta(1 + alpha, beta) for n <= CHUNK values (s = 1 + k, k = alpha + beta, all
@@ -130,7 +131,7 @@ static INLINE void beta_entropies(const double *restrict alpha, const double *re
         ya_[j] = ya; yb_[j] = yb; ys_[j] = ys; pa_[j] = pa; pb_[j] = pb; ps_[j] = ps;
         dpa_[j] = dpa; dpb_[j] = dpb; dps_[j] = dps;
     }
-    /* 2. the Stirling series and every term but log W; W^2 for step 3 */
+    /* 2. the remainders' polynomials and every term but log W; W^2 for step 3 */
 #pragma GCC ivdep
     for (int64_t j = 0; j < n; j++) {
         double ya = ya_[j], yb = yb_[j], ys = ys_[j], ps = ps_[j];
@@ -327,6 +328,12 @@ void beta_entropy_float64(const double *alpha, const double *beta, int64_t n, in
             k[j] = alpha[start + j] + beta[start + j];
         beta_entropies(alpha + start, beta + start, k, m, floored, out + start, NULL, NULL);
     }
+}
+
+/* log_positive elementwise, for the tests against the 40-digit reference. */
+void log_positive_float64(const double *x, int64_t n, double *out) {
+    for (int64_t j = 0; j < n; j++)
+        out[j] = log_positive(x[j]);
 }
 
 /* BalEnt's acquisition value from the posterior term's parts and the predictive entropy H, as
