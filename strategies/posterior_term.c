@@ -227,40 +227,104 @@ static void class_row_floored(const double *pm, const double *vm, int64_t n, dou
         class_row(pm, vm, n, cd, top, others, 1, sum, sat, fit);
 }
 
+/* The top class of each pixel and the sum of the other classes' means, TOP_PIXELS pixels at a time
+   held in vector registers (GCC/clang vector types as wide as the target's) across the class
+   loop (the same code on arrays, reloaded and stored for every class, took ~10% of the kernel). Per pixel: the first largest mean;
+   the sum of all the means, and of all but the largest (a class that loses the lead moves its
+   mean into "others": no cancellation). top: the top class's index where the means sum to 1
+   within SIMPLEX_TOLERANCE (its complement then comes from the others), -(index + 2) where they
+   do not, -1 where a mean is NaN (no top class). */
+#if defined(__AVX512F__)
+#define LANES 8  /* doubles per vector register */
+#elif defined(__AVX__)
+#define LANES 4
+#else
+#define LANES 2
+#endif
+#ifndef TOP_VECTORS
+#define TOP_VECTORS 4  /* vectors of pixels in flight together: their dependency chains overlap */
+#endif
+#define TOP_PIXELS (LANES * TOP_VECTORS)
+typedef double vd __attribute__((vector_size(8 * LANES)));
+typedef int64_t vi __attribute__((vector_size(8 * LANES)));
+
+static INLINE vd select_v(vi mask, vd yes, vd no) {
+    return (vd)(((vi)yes & mask) | ((vi)no & ~mask));
+}
+
+static INLINE vd splat_v(double x) {
+    vd r;
+    for (int i = 0; i < LANES; i++)
+        r[i] = x;
+    return r;
+}
+
+#define DEFINE_TOP_CLASS(T)                                                                     \
+static INLINE vd load_v_##T(const T *p, int64_t n) {  /* n values (1 to LANES), then zeros */   \
+    T values[LANES] = {0};                                                                      \
+    memcpy(values, p, (size_t)(n < LANES ? n : LANES) * sizeof(T));                             \
+    vd r;                                                                                       \
+    for (int i = 0; i < LANES; i++)                                                             \
+        r[i] = (double)values[i];                                                               \
+    return r;                                                                                   \
+}                                                                                               \
+                                                                                                \
+static INLINE void top_group_##T(const T *mean, int64_t n_classes, int64_t stride, int64_t n,   \
+                                 double *top_out, double *others_out) {                         \
+    vd best[TOP_VECTORS], top[TOP_VECTORS], total[TOP_VECTORS], others[TOP_VECTORS];           \
+    for (int u = 0; u < TOP_VECTORS; u++) {                                                     \
+        best[u] = splat_v(-__builtin_inf()); top[u] = splat_v(-1.0);                            \
+        total[u] = splat_v(0.0); others[u] = splat_v(0.0);                                      \
+    }                                                                                           \
+    for (int64_t c = 0; c < n_classes; c++) {                                                   \
+        for (int u = 0; u < TOP_VECTORS; u++) {                                                 \
+            const T *pc = mean + c * stride + LANES * u;                                        \
+            vd p = LANES * u < n ? load_v_##T(pc, n - LANES * u) : splat_v(0.0);                \
+            vi larger = p > best[u];                                                            \
+            others[u] += select_v(larger, select_v(top[u] < 0.0, splat_v(0.0), best[u]), p);    \
+            best[u] = select_v(larger, p, best[u]);                                             \
+            top[u] = select_v(larger, splat_v((double)c), top[u]);                              \
+            total[u] += p;                                                                      \
+        }                                                                                       \
+    }                                                                                           \
+    for (int u = 0; u < TOP_VECTORS && LANES * u < n; u++) {                                    \
+        vd off = total[u] - 1.0;                                                                \
+        vi on_simplex = select_v(off < 0.0, -off, off) <= SIMPLEX_TOLERANCE;                    \
+        vd t = select_v(total[u] == total[u], top[u], splat_v(-1.0));                           \
+        t = select_v(on_simplex, t, -t - 2.0);                                                  \
+        int64_t lanes = n - LANES * u < LANES ? n - LANES * u : LANES;                          \
+        memcpy(top_out + LANES * u, &t, (size_t)lanes * sizeof(double));                        \
+        memcpy(others_out + LANES * u, &others[u], (size_t)lanes * sizeof(double));             \
+    }                                                                                           \
+}                                                                                               \
+                                                                                                \
+static void top_class_##T(const T *mean, int64_t n_classes, int64_t stride, int64_t n,          \
+                          double *top, double *others) {                                        \
+    int64_t start = 0;                                                                          \
+    for (; start + TOP_PIXELS <= n; start += TOP_PIXELS)  /* a constant width: plain loads */   \
+        top_group_##T(mean + start, n_classes, stride, TOP_PIXELS, top + start, others + start); \
+    if (start < n)                                                                              \
+        top_group_##T(mean + start, n_classes, stride, n - start, top + start, others + start); \
+}
+
+DEFINE_TOP_CLASS(float)
+DEFINE_TOP_CLASS(double)
+
 /* One [C, P] block: mean and var at element c * class_stride + j; out: finite S (float64),
    saturated and fitted (0/1 bytes), each [P]. Each chunk of pixels is read twice (the top class
-   and the complement; the fits), converted to float64 on the way. */
+   and the complement: top_class; the fits), converted to float64 on the way. */
 #define DEFINE_POSTERIOR_TERM(NAME, T)                                                          \
 void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
           int64_t class_stride, int floored, double *finite, uint8_t *saturated,                \
           uint8_t *fitted) {                                                                    \
-    double best[CHUNK], top[CHUNK], total[CHUNK], others[CHUNK];                                \
+    double top[CHUNK], others[CHUNK];                                                           \
     double sum[CHUNK], sat[CHUNK], fit[CHUNK], pm[CHUNK], vm[CHUNK];                            \
     for (int64_t start = 0; start < n_pixels; start += CHUNK) {                                 \
         int64_t n = n_pixels - start < CHUNK ? n_pixels - start : CHUNK;                        \
         for (int64_t j = 0; j < n; j++) {                                                       \
-            best[j] = -__builtin_inf(); top[j] = -1.0; total[j] = 0.0; others[j] = 0.0;         \
             sum[j] = 0.0; sat[j] = 0.0; fit[j] = 0.0;                                           \
         }                                                                                       \
-        /* one pass: the first largest mean, the sum of all and of all but the largest (a  */   \
-        /* class that loses the lead moves its mean into "others": no cancellation)       */   \
-        for (int64_t c = 0; c < n_classes; c++) {                                               \
-            const T *pc = mean + c * class_stride + start;                                      \
-            for (int64_t j = 0; j < n; j++) {                                                   \
-                double p = (double)pc[j];                                                       \
-                int larger = p > best[j];                                                       \
-                others[j] += larger ? (top[j] < 0.0 ? 0.0 : best[j]) : p;                         \
-                best[j] = larger ? p : best[j];                                                 \
-                top[j] = larger ? (double)c : top[j];                                           \
-                total[j] += p;                                                                  \
-            }                                                                                   \
-        }                                                                                       \
-        for (int64_t j = 0; j < n; j++) {                                                       \
-            double off = total[j] - 1.0;                                                        \
-            int on_simplex = (off < 0.0 ? -off : off) <= SIMPLEX_TOLERANCE;                     \
-            top[j] = total[j] == total[j] ? top[j] : -1.0;  /* a NaN mean: no top class */      \
-            top[j] = on_simplex ? top[j] : -top[j] - 2.0;                                       \
-        }                                                                                       \
+        top_class_##T(mean + start, n_classes, class_stride, n, top, others);                   \
         for (int64_t c = 0; c < n_classes; c++) {                                               \
             const T *pc = mean + c * class_stride + start;                                      \
             const T *vc = var + c * class_stride + start;                                       \
