@@ -178,22 +178,21 @@ static INLINE void beta_entropies(const double *restrict alpha, const double *re
 }
 
 /* One class over a chunk of n <= CHUNK pixels: adds its contribution to sum and sets the flags.
-   top[j]: the top class's index where its complement comes from the other classes, -(c + 2)
-   where it keeps 1 - p (off the simplex), -1 where there is none (a NaN mean). */
+   Where this class is the pixel's top class (top[j] == cd), its mean and complement are
+   top_p[j] and top_q[j] (see top_class), and top_dominant[j] says whether top_p[j] > 1/2. */
 static INLINE void class_row(const double *restrict pm, const double *restrict vm, int64_t n,
-                             double cd, const double *restrict top, const double *restrict others,
+                             double cd, const double *restrict top, const double *restrict top_p,
+                             const double *restrict top_q, const double *restrict top_dominant,
                              int floored, double *restrict sum, double *restrict sat,
                              double *restrict fit) {
-    double cd_off = -cd - 2.0;
     double alpha[CHUNK], beta[CHUNK], k[CHUNK], p_fit[CHUNK], h[CHUNK];
 #pragma GCC ivdep
     for (int64_t j = 0; j < n; j++) {
         double p = pm[j], v = vm[j];
-        int special = top[j] == cd;
-        int is_top = special | (top[j] == cd_off);
-        double q = special ? others[j] : 1.0 - p;
-        p = special ? 1.0 - others[j] : p;
-        int candidate = (v < FIT_FLOOR) & is_top & (p > 0.5);
+        int is_top = top[j] == cd;
+        double q = is_top ? top_q[j] : 1.0 - p;
+        p = is_top ? top_p[j] : p;
+        int candidate = (v < FIT_FLOOR) & is_top & (top_dominant[j] != 0.0);
         p = p < FIT_FLOOR ? FIT_FLOOR : p;  /* NaN stays NaN */
         v = v < FIT_FLOOR ? FIT_FLOOR : v;
         double kj = p * q / v - 1.0;
@@ -209,31 +208,32 @@ static INLINE void class_row(const double *restrict pm, const double *restrict v
     beta_entropies(alpha, beta, k, n, floored, h, p_fit, sum);
 }
 
+#define TOP_ARGUMENTS const double *top, const double *top_p, const double *top_q, \
+                      const double *top_dominant
 static void class_row_exact(const double *pm, const double *vm, int64_t n, double cd,
-                            const double *top, const double *others, double *sum, double *sat,
-                            double *fit) {
+                            TOP_ARGUMENTS, double *sum, double *sat, double *fit) {
     if (n == CHUNK)  /* a full chunk: a constant trip count, no remainder loop */
-        class_row(pm, vm, CHUNK, cd, top, others, 0, sum, sat, fit);
+        class_row(pm, vm, CHUNK, cd, top, top_p, top_q, top_dominant, 0, sum, sat, fit);
     else
-        class_row(pm, vm, n, cd, top, others, 0, sum, sat, fit);
+        class_row(pm, vm, n, cd, top, top_p, top_q, top_dominant, 0, sum, sat, fit);
 }
 
 static void class_row_floored(const double *pm, const double *vm, int64_t n, double cd,
-                              const double *top, const double *others, double *sum, double *sat,
-                              double *fit) {
+                              TOP_ARGUMENTS, double *sum, double *sat, double *fit) {
     if (n == CHUNK)
-        class_row(pm, vm, CHUNK, cd, top, others, 1, sum, sat, fit);
+        class_row(pm, vm, CHUNK, cd, top, top_p, top_q, top_dominant, 1, sum, sat, fit);
     else
-        class_row(pm, vm, n, cd, top, others, 1, sum, sat, fit);
+        class_row(pm, vm, n, cd, top, top_p, top_q, top_dominant, 1, sum, sat, fit);
 }
 
-/* The top class of each pixel and the sum of the other classes' means, TOP_PIXELS pixels at a time
-   held in vector registers (GCC/clang vector types as wide as the target's) across the class
-   loop (the same code on arrays, reloaded and stored for every class, took ~10% of the kernel). Per pixel: the first largest mean;
-   the sum of all the means, and of all but the largest (a class that loses the lead moves its
-   mean into "others": no cancellation). top: the top class's index where the means sum to 1
-   within SIMPLEX_TOLERANCE (its complement then comes from the others), -(index + 2) where they
-   do not, -1 where a mean is NaN (no top class). */
+/* The top class of each pixel, its mean and its complement, TOP_PIXELS pixels at a time held in
+   vector registers (GCC/clang vector types as wide as the target's) across the class loop (the
+   same code on arrays, reloaded and stored for every class, took ~10% of the kernel). Per pixel:
+   the first largest mean; the sum of all the means, and of all but the largest, "others" (a
+   class that loses the lead moves its mean into it: no cancellation). Where the means sum to 1
+   within SIMPLEX_TOLERANCE the top class's complement is "others" and its mean 1 - others, so
+   that they sum to 1 exactly; elsewhere its mean and 1 - mean. top: the index (as a double), -1
+   where a mean is NaN (no top class); dominant: 1 where the top class's mean is above 1/2. */
 #if defined(__AVX512F__)
 #define LANES 8  /* doubles per vector register */
 #elif defined(__AVX__)
@@ -270,7 +270,8 @@ static INLINE vd load_v_##T(const T *p, int64_t n) {  /* n values (1 to LANES), 
 }                                                                                               \
                                                                                                 \
 static INLINE void top_group_##T(const T *mean, int64_t n_classes, int64_t stride, int64_t n,   \
-                                 double *top_out, double *others_out) {                         \
+                                 double *top_out, double *p_out, double *q_out,                 \
+                                 double *dominant_out) {                                        \
     vd best[TOP_VECTORS], top[TOP_VECTORS], total[TOP_VECTORS], others[TOP_VECTORS];           \
     for (int u = 0; u < TOP_VECTORS; u++) {                                                     \
         best[u] = splat_v(-__builtin_inf()); top[u] = splat_v(-1.0);                            \
@@ -291,20 +292,25 @@ static INLINE void top_group_##T(const T *mean, int64_t n_classes, int64_t strid
         vd off = total[u] - 1.0;                                                                \
         vi on_simplex = select_v(off < 0.0, -off, off) <= SIMPLEX_TOLERANCE;                    \
         vd t = select_v(total[u] == total[u], top[u], splat_v(-1.0));                           \
-        t = select_v(on_simplex, t, -t - 2.0);                                                  \
+        vd p = select_v(on_simplex, 1.0 - others[u], best[u]);                                  \
+        vd q = select_v(on_simplex, others[u], 1.0 - best[u]);                                  \
+        vd dominant = select_v(p > 0.5, splat_v(1.0), splat_v(0.0));                            \
         int64_t lanes = n - LANES * u < LANES ? n - LANES * u : LANES;                          \
-        memcpy(top_out + LANES * u, &t, (size_t)lanes * sizeof(double));                        \
-        memcpy(others_out + LANES * u, &others[u], (size_t)lanes * sizeof(double));             \
+        size_t bytes = (size_t)lanes * sizeof(double);                                          \
+        memcpy(top_out + LANES * u, &t, bytes);                                                 \
+        memcpy(p_out + LANES * u, &p, bytes);                                                   \
+        memcpy(q_out + LANES * u, &q, bytes);                                                   \
+        memcpy(dominant_out + LANES * u, &dominant, bytes);                                     \
     }                                                                                           \
 }                                                                                               \
                                                                                                 \
 static void top_class_##T(const T *mean, int64_t n_classes, int64_t stride, int64_t n,          \
-                          double *top, double *others) {                                        \
-    int64_t start = 0;                                                                          \
-    for (; start + TOP_PIXELS <= n; start += TOP_PIXELS)  /* a constant width: plain loads */   \
-        top_group_##T(mean + start, n_classes, stride, TOP_PIXELS, top + start, others + start); \
-    if (start < n)                                                                              \
-        top_group_##T(mean + start, n_classes, stride, n - start, top + start, others + start); \
+                          double *top, double *p, double *q, double *dominant) {                \
+    int64_t s = 0;                                                                              \
+    for (; s + TOP_PIXELS <= n; s += TOP_PIXELS)  /* a constant width: plain loads */           \
+        top_group_##T(mean + s, n_classes, stride, TOP_PIXELS, top + s, p + s, q + s, dominant + s); \
+    if (s < n)                                                                                  \
+        top_group_##T(mean + s, n_classes, stride, n - s, top + s, p + s, q + s, dominant + s);  \
 }
 
 DEFINE_TOP_CLASS(float)
@@ -317,14 +323,14 @@ DEFINE_TOP_CLASS(double)
 void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
           int64_t class_stride, int floored, double *finite, uint8_t *saturated,                \
           uint8_t *fitted) {                                                                    \
-    double top[CHUNK], others[CHUNK];                                                           \
+    double top[CHUNK], top_p[CHUNK], top_q[CHUNK], top_dominant[CHUNK];                        \
     double sum[CHUNK], sat[CHUNK], fit[CHUNK], pm[CHUNK], vm[CHUNK];                            \
     for (int64_t start = 0; start < n_pixels; start += CHUNK) {                                 \
         int64_t n = n_pixels - start < CHUNK ? n_pixels - start : CHUNK;                        \
         for (int64_t j = 0; j < n; j++) {                                                       \
             sum[j] = 0.0; sat[j] = 0.0; fit[j] = 0.0;                                           \
         }                                                                                       \
-        top_class_##T(mean + start, n_classes, class_stride, n, top, others);                   \
+        top_class_##T(mean + start, n_classes, class_stride, n, top, top_p, top_q, top_dominant); \
         for (int64_t c = 0; c < n_classes; c++) {                                               \
             const T *pc = mean + c * class_stride + start;                                      \
             const T *vc = var + c * class_stride + start;                                       \
@@ -333,9 +339,11 @@ void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,     
                 vm[j] = (double)vc[j];                                                          \
             }                                                                                   \
             if (floored)                                                                        \
-                class_row_floored(pm, vm, n, (double)c, top, others, sum, sat, fit);            \
+                class_row_floored(pm, vm, n, (double)c, top, top_p, top_q, top_dominant, sum,   \
+                                  sat, fit);                                                    \
             else                                                                                \
-                class_row_exact(pm, vm, n, (double)c, top, others, sum, sat, fit);              \
+                class_row_exact(pm, vm, n, (double)c, top, top_p, top_q, top_dominant, sum, sat, \
+                                fit);                                                           \
         }                                                                                       \
         for (int64_t j = 0; j < n; j++) {                                                       \
             finite[start + j] = sum[j];                                                         \
