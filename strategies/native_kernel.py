@@ -41,7 +41,7 @@ DTYPES = {torch.float32: "posterior_term_images_float32", torch.float64: "poster
 ACQUISITION = {torch.float32: "balent_acquisition_float32", torch.float64: "balent_acquisition_float64"}
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 SIGNATURES = {  # the library's functions and their arguments (all but the last return nothing)
-    **{name: [_P, _P, _I64, _I64, _I64, _I64, _INT, _INT, _P, _P, _P] for name in DTYPES.values()},
+    **{name: [_P, _P, _I64, _I64, _I64, _I64, _INT, _INT, _P, _P, _P, _P, _P] for name in DTYPES.values()},
     **{name: [_P, _P, _P, _I64, _P] for name in ACQUISITION.values()},
     "beta_entropy_float64": [_P, _P, _I64, _INT, _P],
     "log_positive_float64": [_P, _I64, _P],
@@ -210,16 +210,24 @@ def describe() -> str:
 
 
 def posterior_term_images(mean: torch.Tensor, var: torch.Tensor, floored: bool, finite: torch.Tensor,
-                          saturated: torch.Tensor, fitted: torch.Tensor, threads: int, block: int) -> None:
+                          saturated: torch.Tensor, fitted: torch.Tensor, threads: int, block: int,
+                          entropy: torch.Tensor | None = None, scores: torch.Tensor | None = None) -> None:
     """Fill ``finite`` (float64), ``saturated`` and ``fitted`` (bool), each ``[B, P]`` and
     contiguous, from contiguous means and variances ``[B, C, P]`` of one dtype, in blocks of
-    ``block`` pixels on up to ``threads`` threads (one where the kernel is not ``parallel``)."""
+    ``block`` pixels on up to ``threads`` threads (one where the kernel is not ``parallel``).
+    With ``entropy`` (H, contiguous ``[B, P]``, the means' dtype), also BalEnt's acquisition
+    values into ``scores`` (float64 ``[B, P]``) in the same pass."""
     if mean.dtype != var.dtype or not (mean.is_contiguous() and var.is_contiguous()):
         raise ValueError("means and variances must be contiguous and share a dtype")
+    if entropy is not None and (entropy.dtype != mean.dtype or not entropy.is_contiguous()
+                                or scores is None or entropy.shape != finite.shape):
+        raise ValueError("the entropy must be contiguous, [B, P] and in the means' dtype, with scores")
     images, c, p = mean.shape
+    extra = (entropy.data_ptr(), scores.data_ptr()) if entropy is not None else (None, None)
     getattr(library(), DTYPES[mean.dtype])(mean.data_ptr(), var.data_ptr(), images, c, p,
                                            max(block, 1), int(floored), max(threads, 1),
-                                           finite.data_ptr(), saturated.data_ptr(), fitted.data_ptr())
+                                           finite.data_ptr(), saturated.data_ptr(), fitted.data_ptr(),
+                                           *extra)
 
 
 def beta_entropy(alpha: torch.Tensor, beta: torch.Tensor, *, floored: bool = False) -> torch.Tensor:

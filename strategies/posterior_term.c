@@ -316,13 +316,25 @@ static void top_class_##T(const T *mean, int64_t n_classes, int64_t stride, int6
 DEFINE_TOP_CLASS(float)
 DEFINE_TOP_CLASS(double)
 
+/* BalEnt's acquisition value from the posterior term's parts and the predictive entropy H, as
+   strategies.uncertainty computes it: BalEnt = (S + H) / (H + log 2), S = -inf where saturated;
+   1 / BalEnt where positive, BalEnt where negative, -inf where 0 or not finite. */
+static INLINE double acquisition(double finite, int saturated, double h) {
+    double s = saturated ? -__builtin_inf() : finite;
+    double b = (s + h) / (h + LOG_2);
+    int ranked = ((b - b) == 0.0) & (b != 0.0);  /* finite and not 0 */
+    double value = b > 0.0 ? 1.0 / b : b;
+    return ranked ? value : -__builtin_inf();
+}
+
 /* One [C, P] block: mean and var at element c * class_stride + j; out: finite S (float64),
-   saturated and fitted (0/1 bytes), each [P]. Each chunk of pixels is read twice (the top class
-   and the complement: top_class; the fits), converted to float64 on the way. */
+   saturated and fitted (0/1 bytes), each [P]; with entropy (H, [P]; else NULL), also BalEnt's
+   acquisition values into scores ([P]), in the same pass. Each chunk of pixels is read twice
+   (the top class and its complement: top_class; the fits), converted to float64 on the way. */
 #define DEFINE_POSTERIOR_TERM(NAME, T)                                                          \
 void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
           int64_t class_stride, int floored, double *finite, uint8_t *saturated,                \
-          uint8_t *fitted) {                                                                    \
+          uint8_t *fitted, const T *entropy, double *scores) {                                  \
     double top[CHUNK], top_p[CHUNK], top_q[CHUNK], top_dominant[CHUNK];                        \
     double sum[CHUNK], sat[CHUNK], fit[CHUNK], pm[CHUNK], vm[CHUNK];                            \
     for (int64_t start = 0; start < n_pixels; start += CHUNK) {                                 \
@@ -350,6 +362,10 @@ void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,     
             saturated[start + j] = sat[j] != 0.0;                                               \
             fitted[start + j] = fit[j] != 0.0;                                                  \
         }                                                                                       \
+        if (entropy)                                                                            \
+            for (int64_t j = 0; j < n; j++)                                                     \
+                scores[start + j] = acquisition(sum[j], sat[j] != 0.0,                          \
+                                                (double)entropy[start + j]);                    \
     }                                                                                           \
 }
 
@@ -368,12 +384,13 @@ int posterior_term_parallel(void) {
 #endif
 }
 
-/* posterior_term_* over n_images contiguous [C, P] images (out: [n_images, P] each), in blocks of
-   `block` pixels shared among `threads` threads (one thread without OpenMP). */
+/* posterior_term_* over n_images contiguous [C, P] images (out: [n_images, P] each; entropy and
+   scores NULL or [n_images, P]), in blocks of `block` pixels shared among `threads` threads (one
+   thread without OpenMP). */
 #define DEFINE_POSTERIOR_TERM_IMAGES(NAME, ONE, T)                                              \
 void NAME(const T *mean, const T *var, int64_t n_images, int64_t n_classes, int64_t n_pixels,   \
           int64_t block, int floored, int threads, double *finite, uint8_t *saturated,          \
-          uint8_t *fitted) {                                                                    \
+          uint8_t *fitted, const T *entropy, double *scores) {                                  \
     int64_t per_image = (n_pixels + block - 1) / block, jobs = n_images * per_image;            \
     (void)threads;                                                                              \
     _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1 && jobs > 1)") \
@@ -382,7 +399,8 @@ void NAME(const T *mean, const T *var, int64_t n_images, int64_t n_classes, int6
         int64_t stop = start + block < n_pixels ? start + block : n_pixels;                     \
         int64_t source = image * n_classes * n_pixels + start, target = image * n_pixels + start; \
         ONE(mean + source, var + source, n_classes, stop - start, n_pixels, floored,             \
-            finite + target, saturated + target, fitted + target);                              \
+            finite + target, saturated + target, fitted + target,                               \
+            entropy ? entropy + target : NULL, entropy ? scores + target : NULL);               \
     }                                                                                           \
 }
 
@@ -408,20 +426,11 @@ void log_positive_float64(const double *x, int64_t n, double *out) {
         out[j] = log_positive(x[j]);
 }
 
-/* BalEnt's acquisition value from the posterior term's parts and the predictive entropy H, as
-   strategies.uncertainty computes it: BalEnt = (S + H) / (H + log 2), S = -inf where saturated;
-   1 / BalEnt where positive, BalEnt where negative, -inf where 0 or not finite. */
 #define DEFINE_ACQUISITION(NAME, T)                                                             \
 void NAME(const double *finite, const uint8_t *saturated, const T *entropy, int64_t n,           \
           double *out) {                                                                        \
-    for (int64_t j = 0; j < n; j++) {                                                           \
-        double h = (double)entropy[j];                                                          \
-        double s = saturated[j] ? -__builtin_inf() : finite[j];                                 \
-        double b = (s + h) / (h + LOG_2);                                                       \
-        int ranked = ((b - b) == 0.0) & (b != 0.0);  /* finite and not 0 */                     \
-        double value = b > 0.0 ? 1.0 / b : b;                                                   \
-        out[j] = ranked ? value : -__builtin_inf();                                             \
-    }                                                                                           \
+    for (int64_t j = 0; j < n; j++)                                                             \
+        out[j] = acquisition(finite[j], saturated[j], (double)entropy[j]);                      \
 }
 
 DEFINE_ACQUISITION(balent_acquisition_float32, float)

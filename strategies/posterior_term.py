@@ -206,6 +206,16 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     blocks of pixels with reused buffers, so the float64 temporaries neither scale with the image
     nor cost an allocation per operation.
     """
+    return posterior_term_and_scores(mean, var, None, floored=floored)[0]
+
+
+def posterior_term_and_scores(mean: torch.Tensor, var: torch.Tensor,
+                              entropy: torch.Tensor | None, *, floored: bool = False
+                              ) -> tuple[PosteriorTerm, torch.Tensor | None]:
+    """``posterior_term_parts``, and with the predictive entropy ``entropy`` ``[..., H, W]``
+    BalEnt's acquisition values (``uncertainty.balent_acquisition`` of BalEnt, float64) from the
+    same pass where the compiled kernel can give them (CPU, H in the statistics' dtype); None
+    for the scores otherwise, when the caller computes them from the parts."""
     if mean.shape != var.shape or mean.dim() < 3:
         raise ValueError(f"mean and variance must share a [..., C, H, W] shape, got "
                          f"{tuple(mean.shape)} and {tuple(var.shape)}")
@@ -218,9 +228,14 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
     fitted = torch.empty_like(saturated)
     threads = torch.get_num_threads() if mean.device.type == "cpu" else 1
     if var.dtype == mean.dtype and native_kernel.usable_for(mean):
+        fused = (entropy is not None and entropy.dtype == mean.dtype
+                 and entropy.shape == mean.shape[:-3] + mean.shape[-2:])
+        h = entropy.reshape(finite.shape).contiguous() if fused else None
+        scores = torch.empty_like(finite) if fused else None
         native_kernel.posterior_term_images(mean3.contiguous(), var3.contiguous(), floored, finite,
-                                            saturated, fitted, threads, NATIVE_BLOCK_PIXELS)
-        return PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted)))
+                                            saturated, fitted, threads, NATIVE_BLOCK_PIXELS, h, scores)
+        return (PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted))),
+                scores.reshape(spatial) if fused else None)
     block = BLOCK_ELEMENTS if mean.device.type == "cpu" else GPU_BLOCK_ELEMENTS
     step = max(1, block // max(c, 1))
     jobs = [(image, start, min(start + step, mean3.shape[2])) for image in range(mean3.shape[0])
@@ -241,7 +256,9 @@ def posterior_term_parts(mean: torch.Tensor, var: torch.Tensor, *,
         with ThreadPoolExecutor(workers) as pool:
             for future in [pool.submit(run, jobs[i::workers]) for i in range(workers)]:
                 future.result()
-    return PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted)))
+    return PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted))), None
+
+
 
 
 def posterior_term(mean: torch.Tensor, var: torch.Tensor, *, floored: bool = False) -> torch.Tensor:

@@ -23,6 +23,7 @@ from strategies.posterior_term import (  # noqa: F401
     beta_entropy,
     beta_moment_fit,
     posterior_term,
+    posterior_term_and_scores,
     posterior_term_parts,
 )
 
@@ -62,10 +63,21 @@ def balanced_entropy(post: PixelPosterior, *, floored: bool = False) -> torch.Te
 
 def balent_scores(post: PixelPosterior, *, floored: bool = False) -> torch.Tensor:
     """``balent_acquisition(balanced_entropy(post))``: the scores of ``balent`` (``balent_ref``
-    with ``floored``). On the CPU in one pass of the fused kernel (same values), else in torch."""
-    parts = posterior_term_parts_of(post, floored=floored)
-    fused = native_kernel.balent_acquisition(parts.finite, parts.saturated, post.predictive_entropy)
-    return fused if fused is not None else balent_acquisition(balanced_entropy(post, floored=floored))
+    with ``floored``). On the CPU by the fused kernel (same values): in the pass that computes
+    the posterior term (kept on ``post`` for the record), or in one pass from the kept term."""
+    fused: list = []
+
+    def compute() -> PosteriorTerm:
+        parts, scores = posterior_term_and_scores(post.mean, post.variance, post.predictive_entropy,
+                                                  floored=floored)
+        fused.append(scores)
+        return parts
+
+    parts = post.derived(("posterior_term", floored), compute)
+    if fused and fused[0] is not None:
+        return fused[0]
+    scores = native_kernel.balent_acquisition(parts.finite, parts.saturated, post.predictive_entropy)
+    return scores if scores is not None else balent_acquisition(balanced_entropy(post, floored=floored))
 
 
 def balent_acquisition(balent: torch.Tensor) -> torch.Tensor:

@@ -226,3 +226,19 @@ def test_acquisition_matches_the_torch_formula(dtype: torch.dtype) -> None:
         reference = balent_acquisition(balanced_entropy(fresh))
     torch.testing.assert_close(build_strategy("balent").score(PixelPosterior.from_samples(probs)),
                                reference, rtol=1e-12, atol=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scores_in_the_term_pass_equal_the_separate_pass(dtype: torch.dtype) -> None:
+    """BalEnt's scores computed in the posterior term's pass (``balent`` on a fresh posterior)
+    are the one-pass acquisition of the kept term, bit for bit; an entropy of another dtype
+    gives no fused scores (the caller's separate pass runs instead)."""
+    probs = softmax_samples(8, (2, 11, 30, 41), seed=6, spread=0.05, scale=25.0).to(dtype)
+    post = PixelPosterior.from_samples(probs)
+    parts, scores = pt.posterior_term_and_scores(post.mean, post.variance, post.predictive_entropy)
+    separate = native_kernel.balent_acquisition(parts.finite, parts.saturated, post.predictive_entropy)
+    assert scores is not None and bool(parts.saturated.any())
+    assert torch.equal(scores, separate)
+    _assert_same(parts, pt.posterior_term_parts(post.mean, post.variance), rtol=0.0)
+    other = post.predictive_entropy.to(torch.float64 if dtype == torch.float32 else torch.float32)
+    assert pt.posterior_term_and_scores(post.mean, post.variance, other)[1] is None

@@ -184,10 +184,13 @@ def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) ->
     import strategies.uncertainty as uncertainty
     from strategies import build_strategy
 
-    calls = []
-    real = uncertainty.posterior_term_parts
+    calls = []  # either entry point: the term alone, or with BalEnt's scores in the same pass
+    real, real_with_scores = uncertainty.posterior_term_parts, uncertainty.posterior_term_and_scores
     monkeypatch.setattr(uncertainty, "posterior_term_parts",
                         lambda mean, var, floored=False: calls.append(floored) or real(mean, var, floored=floored))
+    monkeypatch.setattr(uncertainty, "posterior_term_and_scores",
+                        lambda mean, var, h, floored=False: calls.append(floored)
+                        or real_with_scores(mean, var, h, floored=floored))
     post = PixelPosterior.from_samples(softmax_samples(5, (3, 4, 5), seed=2))
     exact = build_strategy("balent").score(post)
     parts = decomposition(post)  # the uncertainty record reuses BalEnt's S
