@@ -24,7 +24,7 @@ from strategies import (
     needs_samples,
     select_top_n,
 )
-from strategies.uncertainty import decomposition, posterior_term_parts
+from strategies.uncertainty import balent_scores, decomposition, posterior_term_parts
 
 POSTERIOR_FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy", "samples")
 GOAL_SHARE_OF_BALD = 0.25  # issue "Acquisition on a real pool": BalEnt at >= 25% of BALD's throughput
@@ -155,8 +155,29 @@ def time_posterior_term(posts, repeats: int, device, floored: bool = False) -> f
     return best
 
 
+def kernel_agreement(posts, floored: bool) -> str:
+    """How the fused kernel's BalEnt scores agree with the torch kernel's on ``posts``: the
+    overlap of their top 1% per image, whether the same pixels are -inf, the largest relative
+    difference elsewhere."""
+    overlap, same_inf, worst = 1.0, True, 0.0
+    for post in posts:
+        fused = balent_scores(dataclasses.replace(post), floored=floored).reshape(-1)
+        with native_kernel.torch_kernel_only():
+            eager = balent_scores(dataclasses.replace(post), floored=floored).reshape(-1)
+        k = max(1, fused.numel() // 100)
+        top = [set(torch.topk(s, k).indices.tolist()) for s in (fused, eager)]
+        overlap = min(overlap, len(top[0] & top[1]) / k)
+        same_inf &= torch.equal(torch.isinf(fused), torch.isinf(eager))
+        finite = torch.isfinite(eager)
+        difference = (fused[finite] - eager[finite]).abs() / eager[finite].abs().clamp(min=1e-300)
+        worst = max(worst, difference.max().item() if difference.numel() else 0.0)
+    return (f"top-1% overlap {100 * overlap:.0f}%, same -inf pixels: {'yes' if same_inf else 'NO'}, "
+            f"largest relative difference {worst:.2g}")
+
+
 def kernel_comparison(posts, repeats: int, device) -> list[str]:
-    """Lines comparing the fused C kernel with the torch code it replaces, on the same posteriors."""
+    """Lines comparing the fused C kernel with the torch code it replaces, on the same posteriors:
+    time per image and the agreement of the scores."""
     lines = [f"  BalEnt's posterior term on this device: {native_kernel.describe()}"]
     if torch.device(device).type != "cpu" or not native_kernel.usable_for(posts[0].mean):
         return lines
@@ -165,7 +186,8 @@ def kernel_comparison(posts, repeats: int, device) -> list[str]:
         with native_kernel.torch_kernel_only():
             eager = time_posterior_term(posts, repeats, device, floored)
         lines.append(f"  {name}'s posterior term: fused C kernel {fused * 1e3:.2f} ms/img, torch kernel "
-                     f"{eager * 1e3:.2f} ms/img: {eager / fused:.1f}x")
+                     f"{eager * 1e3:.2f} ms/img: {eager / fused:.1f}x; scores: "
+                     f"{kernel_agreement(posts, floored)}")
     return lines
 
 
