@@ -70,3 +70,13 @@ def test_gpu_check_runs_its_pieces_on_the_cpu_at_tiny_sizes(run_cli):
         assert f"scoring: {name}" in out
     rows = [line for line in out.splitlines() if "100.0%" in line]
     assert len(rows) == 7  # every strategy's scores agree between the two paths (here both on the CPU)
+
+
+def test_tiny_suite_compares_the_two_kernels_scores(tiny_run):
+    """Where the fused kernel runs, section 2 prints how its BalEnt scores agree with the torch
+    kernel's: on these posteriors, the same top 1% and the same -inf pixels."""
+    text = " ".join(tiny_run.stdout.split())
+    if "fused C kernel (strategies/posterior_term.c)" not in text:
+        pytest.skip("the fused kernel is unavailable here")
+    agreements = re.findall(r"top-1% overlap (\d+)%, same -inf pixels: (\w+)", text)
+    assert len(agreements) == 2 and all(a == ("100", "yes") for a in agreements), agreements
