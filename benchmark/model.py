@@ -97,6 +97,14 @@ class ClicksInLossHook(Hook):
 _RUNNER_NUMBERS = itertools.count()
 
 
+def experiment_name(prefix: str) -> str:
+    """A name no other Runner of this process has had. mmengine keeps one Visualizer and one
+    MMLogger per experiment name (the start time to the second, by default) for the whole process
+    and hands an existing one back with its old folder: two Runners started within a second would
+    share the first one's, deleted or not."""
+    return f"{prefix}-{next(_RUNNER_NUMBERS)}"
+
+
 def train_one_cycle(model, loader, schedule, iters: int, work_dir: Path, seed: int, amp: bool,
                     on_iter: Callable[[], None] = lambda: None) -> float:
     """Train ``model`` in place for ``iters`` iterations with a fresh mmengine Runner; returns the
@@ -141,10 +149,8 @@ def _train(model, loader, schedule, iters, work_dir: Path, seed, amp, hooks, ran
         log_level="WARNING",
         default_scope="mmseg",
         visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
-        # mmengine keeps one Visualizer and one MMLogger per experiment name for the whole process and
-        # hands an existing one back with its old folder: a name of its own per Runner keeps every
-        # run's training logs in its own work_dir, even after an earlier run's folder is gone.
-        experiment_name=f"{work_dir.name}-{next(_RUNNER_NUMBERS)}",
+        # a name of its own per Runner keeps every run's training logs in its own work_dir
+        experiment_name=experiment_name(work_dir.name),
         cfg=dict(model_wrapper_cfg=distributed.ddp_wrapper_cfg(device)) if ranks else dict(),
     )
     with _quiet_mmengine(logging.ERROR):

@@ -62,7 +62,7 @@ def peer_training(preset, spec, root, data, iters: int, batch_size: int, device)
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from benchmark.model import _quiet_mmengine
+    from benchmark.model import _quiet_mmengine, experiment_name
 
     model = copy.deepcopy(dict(preset.model))
     for head in ("decode_head", "auxiliary_head"):
@@ -73,6 +73,7 @@ def peer_training(preset, spec, root, data, iters: int, batch_size: int, device)
     with tempfile.TemporaryDirectory(prefix="perf-peer-") as work:
         cfg = Config(dict(
             model=model, work_dir=work, default_scope="mmseg", randomness=dict(seed=0), log_level="WARNING",
+            experiment_name=experiment_name("perf-peer"),  # Runners may start within one second
             train_dataloader=dict(batch_size=batch_size, num_workers=0, sampler=dict(type="InfiniteSampler"),
                                   dataset=dict(spec.dataset_cfg(root, "train"), pipeline=pipeline)),
             train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
