@@ -241,9 +241,7 @@ static void class_row_floored(const double *pm, const double *vm, int64_t n, dou
 #else
 #define LANES 2
 #endif
-#ifndef TOP_VECTORS
 #define TOP_VECTORS 4  /* vectors of pixels in flight together: their dependency chains overlap */
-#endif
 #define TOP_PIXELS (LANES * TOP_VECTORS)
 typedef double vd __attribute__((vector_size(8 * LANES)));
 typedef int64_t vi __attribute__((vector_size(8 * LANES)));
@@ -332,7 +330,7 @@ static INLINE double acquisition(double finite, int saturated, double h) {
    acquisition values into scores ([P]), in the same pass. Each chunk of pixels is read twice
    (the top class and its complement: top_class; the fits), converted to float64 on the way. */
 #define DEFINE_POSTERIOR_TERM(NAME, T)                                                          \
-void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
+static void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixels,                     \
           int64_t class_stride, int floored, double *finite, uint8_t *saturated,                \
           uint8_t *fitted, const T *entropy, double *scores) {                                  \
     double top[CHUNK], top_p[CHUNK], top_q[CHUNK], top_dominant[CHUNK];                        \

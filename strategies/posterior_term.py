@@ -259,8 +259,6 @@ def posterior_term_and_scores(mean: torch.Tensor, var: torch.Tensor,
     return PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted))), None
 
 
-
-
 def posterior_term(mean: torch.Tensor, var: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
     """BalEnt's ``S`` (float64, -inf at saturated pixels). # [..., C, H, W] -> [..., H, W]
 

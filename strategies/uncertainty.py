@@ -44,9 +44,14 @@ def bald(predictive_entropy: torch.Tensor, expected_entropy: torch.Tensor) -> to
     return (predictive_entropy - expected_entropy).clamp(min=BALD_FLOOR)
 
 
+def _posterior_term_key(floored: bool) -> tuple:
+    """The key under which a posterior keeps its BalEnt posterior term (``PixelPosterior.derived``)."""
+    return ("posterior_term", floored)
+
+
 def posterior_term_parts_of(post: PixelPosterior, *, floored: bool = False) -> PosteriorTerm:
     """``posterior_term_parts`` of a posterior, computed once per posterior and floor setting."""
-    return post.derived(("posterior_term", floored),
+    return post.derived(_posterior_term_key(floored),
                         lambda: posterior_term_parts(post.mean, post.variance, floored=floored))
 
 
@@ -73,7 +78,7 @@ def balent_scores(post: PixelPosterior, *, floored: bool = False) -> torch.Tenso
         fused.append(scores)
         return parts
 
-    parts = post.derived(("posterior_term", floored), compute)
+    parts = post.derived(_posterior_term_key(floored), compute)
     if fused and fused[0] is not None:
         return fused[0]
     scores = native_kernel.balent_acquisition(parts.finite, parts.saturated, post.predictive_entropy)

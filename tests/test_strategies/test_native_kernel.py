@@ -169,7 +169,7 @@ def test_the_compiled_library_is_cached(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc/self/maps")
-def test_the_threads_are_torchs_openmp_threads(tmp_path) -> None:
+def test_the_kernel_shares_torchs_openmp_runtime(tmp_path) -> None:
     """Built with OpenMP, the kernel's blocks run in the OpenMP runtime torch itself loaded: one
     such runtime in the process (a second one would put two thread pools on the same cores)."""
     code = ("import torch; from strategies import native_kernel; from strategies.uncertainty import "
