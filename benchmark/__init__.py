@@ -1,5 +1,5 @@
 """Active-learning benchmark harness for semantic segmentation with sparse pixel labels."""
-from benchmark import mmcv_without_ops
+from benchmark.runtime import mmcv_without_ops
 
 __version__ = "0.1.0"
 

@@ -5,130 +5,19 @@ import argparse
 import os
 import sys
 
+from benchmark.config.arguments import OneLineParser, add_launch_flags, add_run_flags
 from benchmark.errors import RunFailed, UsageError
 
 
-def _add_run(sub) -> None:
-    p = sub.add_parser("run", help="run strategies through the active-learning schedule")
-    add_run_arguments(p)
-    p.add_argument("--workers", default=None, metavar="N|auto",
-                   help="runs trained at once in local processes, the CPU cores shared among them "
-                        "(default auto: one per core with --device cpu, else 1)")
-
-
-def _add_launch(sub) -> None:
-    p = sub.add_parser("launch", help="submit the runs of `run` as jobs (Slurm, local background, debug)")
-    add_run_arguments(p)
-    p.add_argument("--executor", choices=["slurm", "local", "debug"], default="slurm",
-                   help="slurm: job arrays with dependencies; local: background processes here; debug: in-process")
-    p.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs")
-    p.add_argument("--slurm-time", default=None,
-                   help="time limit of each job (MINUTES, HH:MM:SS or D-HH:MM:SS); required for slurm; a job "
-                        "that reaches it is requeued and resumes")
-    p.add_argument("--max-parallel", type=int, default=None,
-                   help="jobs of one array running at once (slurm); jobs training at once (local, default 1)")
-    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other sbatch option, e.g. account=proj, mem=64G, qos=high (repeatable)")
-    p.set_defaults(func=cmd_launch)
-
-
-def add_run_arguments(p) -> None:
-    """The flags of `run`, shared by `launch` (which plans the same runs)."""
-    p.add_argument("--strategy", default="all", help="all, or NAME[,NAME] (see `list`)")
-    p.add_argument("--plugins", default=None,
-                   help="comma-separated Python modules that register extra strategies on import")
-    p.add_argument("--model", default="deeplabv3plus", help="deeplabv3plus, fpn or all")
-    p.add_argument("--dataset", default="synthetic",
-                   help="synthetic (embedded default), cityscapes, camvid, ade20k or voc2012")
-    p.add_argument("--data-root", default=None, help="the dataset's folder in its native layout")
-    p.add_argument("--preset", default=None,
-                   help="settings preset: a dataset name (default: --dataset) or a config .py path")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's)")
-    p.add_argument("--cycles", type=int, default=None, help="training cycles per run")
-    p.add_argument("--pixels-per-image", type=int, default=None, help="clicks per image per cycle")
-    p.add_argument("--mc-samples", type=int, default=None, help="MC dropout samples m")
-    p.add_argument("--mc-dropout-rate", type=float, default=None,
-                   help="dropout rate of the head's last layer, at training and MC inference (default: preset's)")
-    p.add_argument("--mc-dropout-mask", choices=["channel", "element"], default=None,
-                   help="channel: one mask per feature channel (mmseg's Dropout2d); element: per channel and "
-                        "pixel (default: preset's)")
-    p.add_argument("--record-pixels", type=int, default=None,
-                   help="pixels per image the uncertainty record samples (0: every pixel; default: preset's)")
-    p.add_argument("--selection", default=None,
-                   help="selector(s) turning scores into clicks, NAME[,NAME] (topn, pixelpick, spread; "
-                        "default: preset's, topn); runs the cross product with --strategy")
-    p.add_argument("--void-clicks", choices=["spend", "skip"], default=None,
-                   help="spend: a click on a void pixel costs budget (default); skip: void pixels are passed "
-                        "over at no cost (an idealised annotator)")
-    p.add_argument("--train-iters", type=int, default=None, help="training iterations per cycle")
-    p.add_argument("--batch-size", type=int, default=None, help="images per training step and per GPU (rank)")
-    p.add_argument("--gpus-per-run", type=int, default=1,
-                   help="GPUs (DDP ranks) training one run; with run, start that many processes with torchrun")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--amp", action="store_true", help="mixed precision training (CUDA)")
-    p.add_argument("--retrain", choices=["scratch", "finetune"], default="scratch")
-    p.add_argument("--oracle", choices=["ground-truth", "file"], default="ground-truth",
-                   help="file: stop after each selection for an annotator (export-queries/import-labels)")
-    p.add_argument("--pretrained", default=None, help="local backbone checkpoint (.pth)")
-    p.add_argument("--map-images", type=int, default=None,
-                   help="validation images whose uncertainty maps are saved each cycle")
-    p.add_argument("--map-strategies", default=None,
-                   help="strategies whose score maps are saved (NAME[,NAME] or all; default: the preset's)")
-    p.add_argument("--no-supervised", dest="supervised", action="store_false",
-                   help="skip the fully supervised reference run")
-    p.add_argument("--out", default="results", help="output folder")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue runs found in --out")
-    mode.add_argument("--overwrite", action="store_true", help="recompute runs found in --out")
-
-
 def cmd_run(args, console) -> int:
-    """Every process of a run started by torchrun (--gpus-per-run G) runs this; rank 0 writes."""
-    from benchmark import distributed
+    from benchmark.execution.run_command import run_from_flags
 
-    distributed.check_world_size(args.gpus_per_run)
-    distributed.init_from_env(args.device)
-    try:
-        return _run(args, console if distributed.is_main() else type(console)(quiet=True))
-    finally:
-        distributed.shutdown()
-
-
-def _run(args, console) -> int:
-    import mmseg.utils
-
-    from benchmark import distributed
-    from benchmark.display import print_leaderboard
-    from benchmark.experiment import execute
-    from benchmark.parallel import execute_parallel, resolve_workers
-    from benchmark.plan import check_existing, import_plugin_modules, make_plan
-    from benchmark.preflight import preflight
-    from benchmark.run_state import check_not_running
-    from benchmark.tables import run_settings
-
-    mmseg.utils.register_all_modules(init_default_scope=True)
-    import_plugin_modules(args.plugins)
-    with distributed.main_first():  # the embedded dataset is generated once, by rank 0
-        runs = make_plan(args)
-    workers = resolve_workers(args.workers, runs, args.device, args.oracle, args.gpus_per_run)
-    check_existing(runs, args.resume, args.overwrite)
-    if distributed.is_main():
-        check_not_running(runs)
-    resources = preflight(runs)
-    if workers > 1:
-        status, board = execute_parallel(runs, workers, args.overwrite, args.plugins, console)
-    else:
-        status, board = execute(runs, resources, args.overwrite, console)
-    if board is not None:
-        out = runs[0].out
-        print_leaderboard(board, console, run_settings(out))
-        console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv")
-    return status
+    return run_from_flags(args, console)
 
 
 def cmd_launch(args, console) -> int:
     try:
-        from benchmark.launch import launch
+        from benchmark.execution.launch import launch
     except ModuleNotFoundError as err:
         if err.name != "submitit":
             raise
@@ -140,7 +29,7 @@ def cmd_launch(args, console) -> int:
 def cmd_list(args, console) -> int:
     from rich.table import Table
 
-    from benchmark.plan import import_plugin_modules
+    from benchmark.config.plan import import_plugin_modules
     from strategies import describe_selectors, describe_strategies, load_all_entry_points
 
     import_plugin_modules(args.plugins)
@@ -160,8 +49,8 @@ def cmd_list(args, console) -> int:
 def cmd_leaderboard(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.display import print_leaderboard
-    from benchmark.tables import rebuild_leaderboard, run_settings, sync_tables
+    from benchmark.reports.display import print_leaderboard
+    from benchmark.reports.tables import rebuild_leaderboard, run_settings, sync_tables
 
     sync_tables(Path(args.results))  # runs/ -> cycles.csv, keeping rows of runs merged from elsewhere
     print_leaderboard(rebuild_leaderboard(Path(args.results)), console, run_settings(Path(args.results)))
@@ -170,8 +59,8 @@ def cmd_leaderboard(args, console) -> int:
 
 
 def cmd_status(args, console) -> int:
-    from benchmark.display import print_status
-    from benchmark.status import run_states
+    from benchmark.execution.status import run_states
+    from benchmark.reports.display import print_status
 
     print_status(run_states(args.results), console)
     return 0
@@ -180,7 +69,7 @@ def cmd_status(args, console) -> int:
 def cmd_plot(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.figures import make_figures
+    from benchmark.reports.figures import make_figures
 
     for path in make_figures(Path(args.results), cycle=args.cycle):
         console.print(str(path))
@@ -190,7 +79,7 @@ def cmd_plot(args, console) -> int:
 def cmd_export(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.queries import export_queries
+    from benchmark.cycle.annotator_files import export_queries
 
     path = export_queries(Path(args.results), args.run, args.cycle,
                           Path(args.out) if args.out else None)
@@ -201,7 +90,7 @@ def cmd_export(args, console) -> int:
 def cmd_import(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.queries import import_labels
+    from benchmark.cycle.annotator_files import import_labels
 
     result = import_labels(Path(args.results), args.run, Path(args.file))
     left = (f"{result.pending} clicks still have no label: answer them too, then" if result.pending
@@ -221,7 +110,7 @@ def cmd_datasets_check(args, console) -> int:
 
 
 def cmd_study(args, console) -> int:
-    from benchmark.study import main as study_main
+    from benchmark.studies.mc_dropout import main as study_main
 
     if args.study != "mc-dropout":
         raise UsageError(f"unknown study {args.study!r}: the one study is mc-dropout")
@@ -234,18 +123,15 @@ def cmd_perf(args, console) -> int:
     return perf_main(args.perf_args)
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one ``error:`` line (exit 2) like every other mistake."""
-
-    def error(self, message: str):
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_run(sub)
-    _add_launch(sub)
+    p = sub.add_parser("run", help="run strategies through the active-learning schedule")
+    add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("launch", help="submit the runs of `run` as jobs (Slurm, local background, debug)")
+    add_launch_flags(p)
+    p.set_defaults(func=cmd_launch)
     p = sub.add_parser("list", help="list the registered strategies")
     p.add_argument("--plugins", default=None,
                    help="comma-separated Python modules that register extra strategies on import")
@@ -278,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-label-files", type=int, default=None,
                    help="read at most this many label files per split for the histogram")
     p.set_defaults(func=cmd_datasets_check)
-    p = sub.add_parser("study", help="a grid of runs and its summary: `study mc-dropout` (see benchmark/study.py)")
+    p = sub.add_parser("study", help="a grid of runs and its summary: `study mc-dropout` (see benchmark/studies/mc_dropout.py)")
     p.add_argument("study", help="mc-dropout")
     p.set_defaults(func=cmd_study)
     # its own flags are parsed by benchmark.perf.suite (`python -m benchmark perf --help`)
@@ -290,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from benchmark.known_warnings import silence_known_warnings
+    from benchmark.runtime.known_warnings import silence_known_warnings
 
     silence_known_warnings()
     parser = build_parser()
@@ -305,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.command == "run":
-        args.func = cmd_run
     console = Console()
     rank = int(os.environ.get("RANK", "0"))  # under torchrun: a mistake is told once, by rank 0
     try:

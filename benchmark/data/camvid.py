@@ -23,8 +23,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from benchmark.data.check import LayoutReport, SplitLayout, check_layout, resolve_root
+from benchmark.data.label_store import IGNORE_INDEX
 from benchmark.data.registry import DatasetSpec, register_dataset
-from benchmark.labels import IGNORE_INDEX
 
 CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
            "pedestrian", "bicyclist")

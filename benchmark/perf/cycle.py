@@ -38,11 +38,11 @@ def _timed(fn, device):
 
 def prepare(args):
     """The default preset, its dataset (generated into the cache), a RunSpec and cycle 0's clicks."""
+    from benchmark.config.presets import PRESET_DIR, load_preset
     from benchmark.data import get_dataset
+    from benchmark.data.label_store import GroundTruthOracle, LabelStore, seed_random_pixels
+    from benchmark.data.run_data import RunData
     from benchmark.data.synthetic import default_cache_dir, ensure_synthetic
-    from benchmark.labels import GroundTruthOracle, LabelStore, seed_random_pixels
-    from benchmark.loaders import RunData
-    from benchmark.presets import PRESET_DIR, load_preset
 
     register_mmseg()
     preset = load_preset(PRESET_DIR / DEFAULT_PRESET)
@@ -63,9 +63,9 @@ def prepare(args):
 
 def run_cycle(args) -> tuple[dict, object]:
     """Seconds of each stage of one cycle (cycle 0: train, evaluate, acquire, maps)."""
-    from benchmark.acquisition import acquire
-    from benchmark.maps import uncertainty_maps
-    from benchmark.model import build_model, evaluate, train_one_cycle
+    from benchmark.cycle.acquisition import acquire
+    from benchmark.cycle.validation_maps import uncertainty_maps
+    from benchmark.model.segmentor import build_model, evaluate, train_one_cycle
     from strategies import build_selector, build_strategy
 
     preset, data, spec, store = prepare(args)

@@ -1,4 +1,4 @@
-"""Shared pieces of the perf suite: models from mmseg_configs/models, an in-memory pool of random
+"""Shared pieces of the perf suite: models from benchmark/mmseg_configs/models, an in-memory pool of random
 images (what ``loop.acquire`` needs of a RunData, without disk I/O), timing and bandwidth."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Callable
 
 import torch
 
-from benchmark.labels import ImageShape
-from benchmark.presets import CONFIG_DIR
-from benchmark.run_spec import RunSpec
-from benchmark.timing import synchronize  # noqa: F401  (re-exported for the perf sections)
+from benchmark.config.presets import CONFIG_DIR
+from benchmark.config.run_spec import RunSpec
+from benchmark.data.label_store import ImageShape
+from benchmark.runtime.timing import synchronize  # noqa: F401  (re-exported for the perf sections)
 
 MODEL_DIR = CONFIG_DIR / "models"
 
@@ -24,10 +24,10 @@ def register_mmseg() -> None:
 
 
 def load_model(name: str, num_classes: int, device: str, seed: int = 0):
-    """The segmentor of ``mmseg_configs/models/<name>.py`` with ``num_classes`` outputs."""
+    """The segmentor of ``benchmark/mmseg_configs/models/<name>.py`` with ``num_classes`` outputs."""
     from mmengine.config import Config
 
-    from benchmark.model import build_model
+    from benchmark.model.segmentor import build_model
 
     register_mmseg()
     cfg = Config.fromfile(str(MODEL_DIR / f"{name}.py"))

@@ -56,7 +56,7 @@ def loaders(items, sizes: Sizes):
     from mmengine.dataset import InfiniteSampler, pseudo_collate
     from torch.utils.data import DataLoader
 
-    from benchmark.loaders import ItemDataset
+    from benchmark.data.run_data import ItemDataset
 
     meta = dict(classes=tuple(str(c) for c in range(CLASSES)))
     train = ItemDataset(items, [dict(type="LoadImageFromNDArray"),
@@ -86,9 +86,9 @@ def train_rate(model, loader, sizes: Sizes, amp: bool, device) -> tuple[float, s
     import tempfile
     from pathlib import Path
 
-    from benchmark.model import train_one_cycle
-    from benchmark.presets import PRESET_DIR, load_preset
-    from benchmark.timing import synchronize
+    from benchmark.config.presets import PRESET_DIR, load_preset
+    from benchmark.model.segmentor import train_one_cycle
+    from benchmark.runtime.timing import synchronize
 
     schedule = load_preset(PRESET_DIR / "cityscapes_deeplabv3plus.py").schedule
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
@@ -103,8 +103,8 @@ def train_rate(model, loader, sizes: Sizes, amp: bool, device) -> tuple[float, s
 def mc_and_scores(model, pool, sizes: Sizes, device):
     """Seconds per image of last-layer MC, ms per image of each strategy's scoring, peak GiB, and
     the posteriors of the first images (for the agreement check)."""
-    from benchmark.mc_dropout import mc_posteriors
-    from benchmark.timing import synchronize
+    from benchmark.model.mc_dropout import mc_posteriors
+    from benchmark.runtime.timing import synchronize
     from strategies import build_strategy
 
     strategies = {name: build_strategy(name) for name in BUILTINS}

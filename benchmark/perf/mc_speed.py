@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from rich.table import Table
 
-from benchmark.logit_resize import padded_size, upsample_bilinear
-from benchmark.mc_dropout import (
+from benchmark.model.logit_resize import padded_size, upsample_bilinear
+from benchmark.model.mc_dropout import (
     dropout_layer,
     dropout_masks,
     features_before_classifier,
@@ -15,8 +15,8 @@ from benchmark.mc_dropout import (
     masked_classifier,
     mc_posteriors,
 )
+from benchmark.model.softmax_stats import SoftmaxStatistics
 from benchmark.perf.fixtures import RandomPool, load_model, timed
-from benchmark.softmax_stats import SoftmaxStatistics
 from strategies import PosteriorAccumulator
 
 FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy")

@@ -34,8 +34,8 @@ def reset_peak_rss() -> None:
 
 
 def measure(args) -> dict:
-    from benchmark.acquisition import acquire
-    from benchmark.labels import LabelStore
+    from benchmark.cycle.acquisition import acquire
+    from benchmark.data.label_store import LabelStore
     from benchmark.perf.fixtures import RandomPool, acquisition_spec, load_model
     from strategies import build_selector, build_strategy
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from rich.table import Table
 
+from benchmark.model.softmax_stats import SoftmaxStatistics
 from benchmark.perf.fixtures import synchronize
-from benchmark.softmax_stats import SoftmaxStatistics
 from strategies import (
     build_strategy,
     describe_strategies,

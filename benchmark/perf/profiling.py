@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmark.mc_dropout import mc_posteriors
+from benchmark.model.mc_dropout import mc_posteriors
 from benchmark.perf.fixtures import RandomPool, load_model
 from benchmark.perf.pool_throughput import _candidates, labelled_masks, random_posteriors
 from strategies import select_top_n

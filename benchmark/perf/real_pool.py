@@ -30,11 +30,11 @@ STRATEGIES = ("random", "bald", "balent")
 
 
 def _prepare(args):
+    from benchmark.config.presets import PRESET_DIR, load_preset
     from benchmark.data import get_dataset
+    from benchmark.data.label_store import GroundTruthOracle, LabelStore, seed_random_pixels
+    from benchmark.data.run_data import RunData
     from benchmark.data.synthetic import default_cache_dir, ensure_synthetic
-    from benchmark.labels import GroundTruthOracle, LabelStore, seed_random_pixels
-    from benchmark.loaders import RunData
-    from benchmark.presets import PRESET_DIR, load_preset
 
     register_mmseg()
     preset = load_preset(PRESET_DIR / "synthetic_deeplabv3plus.py")
@@ -48,7 +48,7 @@ def _prepare(args):
 
 
 def _train_seconds_per_iter(preset, data, store, device, iters: int) -> tuple[object, float]:
-    from benchmark.model import build_model, train_one_cycle
+    from benchmark.model.segmentor import build_model, train_one_cycle
 
     model = build_model(preset, len(data.classes), 0, None, device)
     loader = data.train_loader(store, int(preset.schedule.batch_size), 0)
@@ -73,11 +73,11 @@ def _clock(device, totals: dict, key: str):
 
 def measure(args) -> dict:
     """Seconds of every stage, per strategy, and the record means exact and sampled."""
-    from benchmark.acquisition import pool_batches
-    from benchmark.mc_dropout import mc_posteriors
-    from benchmark.model import evaluate
-    from benchmark.pool_record import PoolRecord
-    from benchmark.seeds import generator
+    from benchmark.config.seeds import generator
+    from benchmark.cycle.acquisition import pool_batches
+    from benchmark.cycle.pool_record import PoolRecord
+    from benchmark.model.mc_dropout import mc_posteriors
+    from benchmark.model.segmentor import evaluate
     from strategies import build_selector, build_strategy
 
     device = args.device

@@ -23,11 +23,11 @@ PRESET = "synthetic_deeplabv3plus.py"
 
 def _prepare(args):
     """The default preset, its generated dataset, a RunData and cycle 0's clicks (5 per image)."""
+    from benchmark.config.presets import PRESET_DIR, load_preset
     from benchmark.data import get_dataset
+    from benchmark.data.label_store import GroundTruthOracle, LabelStore, seed_random_pixels
+    from benchmark.data.run_data import RunData
     from benchmark.data.synthetic import default_cache_dir, ensure_synthetic
-    from benchmark.labels import GroundTruthOracle, LabelStore, seed_random_pixels
-    from benchmark.loaders import RunData
-    from benchmark.presets import PRESET_DIR, load_preset
 
     preset = load_preset(PRESET_DIR / PRESET)
     params = dict(n_train=8, n_val=2, height=32, width=32) if args.tiny else dict(preset.get("synthetic", {}))
@@ -40,14 +40,14 @@ def _prepare(args):
 
 
 def _model(preset, data, device):
-    from benchmark.model import build_model
+    from benchmark.model.segmentor import build_model
 
     return build_model(preset, len(data.classes), 0, None, device)
 
 
 def harness_training(preset, data, store, iters: int, batch_size: int, device) -> float:
     """Wall time of the harness's training of ``iters`` iterations on click labels."""
-    from benchmark.model import train_one_cycle
+    from benchmark.model.segmentor import train_one_cycle
 
     model = _model(preset, data, device)
     loader = data.train_loader(store, batch_size, 0)
@@ -62,14 +62,15 @@ def peer_training(preset, spec, root, data, iters: int, batch_size: int, device)
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from benchmark.model import _quiet_mmengine, experiment_name
+    from benchmark.config.presets import pipeline_steps
+    from benchmark.model.segmentor import _quiet_mmengine, experiment_name
 
     model = copy.deepcopy(dict(preset.model))
     for head in ("decode_head", "auxiliary_head"):
         if model.get(head) is not None:
             model[head]["num_classes"] = len(data.classes)
     pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
-                *copy.deepcopy(list(preset.data.get("train_augment", []))), dict(type="PackSegInputs")]
+                *pipeline_steps(preset, "train_augment"), dict(type="PackSegInputs")]
     with tempfile.TemporaryDirectory(prefix="perf-peer-") as work:
         cfg = Config(dict(
             model=model, work_dir=work, default_scope="mmseg", randomness=dict(seed=0), log_level="WARNING",

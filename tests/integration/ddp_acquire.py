@@ -4,7 +4,7 @@
 
 Plans the run of ``RUN_FLAGS`` (one strategy; the single-process plan, so its cycle-0 key is the
 one `run` used in OUT), loads cycle 0's trained model from OUT's cache, and runs
-``benchmark.acquisition.acquire`` on cycle 0's clicks and ``benchmark.model.evaluate``: with a
+``benchmark.cycle.acquisition.acquire`` on cycle 0's clicks and ``benchmark.model.segmentor.evaluate``: with a
 process group each rank scores its share of the pool and evaluates its share of the validation
 set. Rank 0 writes the clicks of every image, the pool record and the metrics to RESULT.json.
 The model is the same in both cases (trained once, by `run`), so the clicks must be too.
@@ -15,18 +15,18 @@ import sys
 import mmseg.utils
 import torch
 
-from benchmark import distributed
-from benchmark.acquisition import acquire
 from benchmark.cli import build_parser
-from benchmark.cycle0_cache import CycleZeroCache
-from benchmark.labels import GroundTruthOracle
-from benchmark.loop import cycle0_store
-from benchmark.model import evaluate
-from benchmark.plan import make_plan
-from benchmark.preflight import PlanResources
-from benchmark.presets import selector_params
-from benchmark.run_spec import cycle0_key
-from benchmark.training import fresh_model
+from benchmark.config.plan import make_plan
+from benchmark.config.presets import selector_params
+from benchmark.config.run_spec import cycle0_key
+from benchmark.cycle.acquisition import acquire
+from benchmark.cycle.cycle0_cache import CycleZeroCache
+from benchmark.cycle.loop import cycle0_store
+from benchmark.data.label_store import GroundTruthOracle
+from benchmark.execution.preflight import PlanResources
+from benchmark.model.segmentor import evaluate
+from benchmark.model.training import fresh_model
+from benchmark.runtime import distributed
 from strategies import build_selector, build_strategy
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.records import TIMING_COLUMNS
+from benchmark.records.schema import TIMING_COLUMNS
 from tests.conftest import REPO, assert_usage_error
 from tests.integration.test_cli_run import TINY
 

@@ -11,14 +11,14 @@ from tests.fixtures.native_layouts import make_camvid
 
 pytestmark = pytest.mark.integration
 
-PRESETS = REPO / "mmseg_configs" / "presets"
+PRESETS = REPO / "benchmark" / "mmseg_configs" / "presets"
 BASE = f"_base_ = ['{PRESETS / 'synthetic_deeplabv3plus.py'}']\n"
 PRESET_TEXT = {  # a user's own preset file, each with one mistake
     "optimizer": BASE + "schedule = dict(optimizer=dict(type='AdamW', lr=1e-3, momentum=0.9))\n",
     "model_key": BASE + "model = dict(decode_head=dict(dropout_typo=0.3))\n",
     "missing_base": "_base_ = ['./no_such_base.py']\n",
     "syntax": BASE + "schedule = dict(iters=10\n",
-    "no_schedule": f"_base_ = ['{REPO / 'mmseg_configs' / 'models' / 'deeplabv3plus_tiny.py'}']\n",
+    "no_schedule": f"_base_ = ['{REPO / 'benchmark' / 'mmseg_configs' / 'models' / 'deeplabv3plus_tiny.py'}']\n",
     "pipeline": BASE + "data = dict(train_augment=[dict(type='NoSuchTransform')])\n",
     "wrong_type": BASE + "schedule = dict(iters='ten')\n",
 }
@@ -100,8 +100,8 @@ CASES = [  # (id, argv builder (tmp_path, planted folder) -> argv, phrases the o
 def generated(benchmark_cache):
     """The embedded dataset generated once beforehand (into the tests' cache), so the timings are
     the commands' own."""
+    from benchmark.config.presets import PRESET_DIR, load_preset
     from benchmark.data.synthetic import ensure_synthetic
-    from benchmark.presets import PRESET_DIR, load_preset
 
     ensure_synthetic(benchmark_cache, **load_preset(PRESET_DIR / "synthetic_deeplabv3plus.py").synthetic)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.records import TIMING_COLUMNS
+from benchmark.records.schema import TIMING_COLUMNS
 
 pytestmark = pytest.mark.integration
 

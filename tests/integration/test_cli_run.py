@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.records import CYCLE_COLUMNS, TIMING_COLUMNS
+from benchmark.records.schema import CYCLE_COLUMNS, TIMING_COLUMNS
 
 pytestmark = pytest.mark.integration
 

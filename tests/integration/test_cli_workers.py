@@ -6,7 +6,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from benchmark.records import TIMING_COLUMNS
+from benchmark.records.schema import TIMING_COLUMNS
 from tests.conftest import REPO, assert_usage_error
 
 pytestmark = pytest.mark.integration

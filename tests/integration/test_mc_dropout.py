@@ -6,13 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import benchmark.mc_dropout as mc
-from benchmark.acquisition import acquire
-from benchmark.labels import LabelStore
-from benchmark.logit_resize import upsample_bilinear
+import benchmark.model.mc_dropout as mc
+from benchmark.config.modes import MC_DROPOUT_MASKS
+from benchmark.config.seeds import derive_seed
+from benchmark.cycle.acquisition import acquire
+from benchmark.data.label_store import LabelStore
+from benchmark.model.logit_resize import upsample_bilinear
+from benchmark.model.softmax_stats import SoftmaxStatistics
 from benchmark.perf.fixtures import RandomPool, acquisition_spec, load_model
-from benchmark.seeds import derive_seed
-from benchmark.softmax_stats import SoftmaxStatistics
 from strategies import PosteriorAccumulator, build_selector, build_strategy
 from strategies.uncertainty import decomposition
 
@@ -45,7 +46,7 @@ def make_batch(height=70, width=100, n=2, **meta):
     return batch
 
 
-@pytest.fixture(params=mc.MASKS)
+@pytest.fixture(params=MC_DROPOUT_MASKS)
 def fixed_masks(request, monkeypatch, model):
     """Every dropout mask comes from one fixed cycle of four (p = 0.5, channel- or element-wise),
     whichever path asks for it; the head trains and samples with that mask kind."""
@@ -125,7 +126,7 @@ def test_same_seed_draws_the_same_masks_in_both_paths(model, monkeypatch):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("kind", mc.MASKS)
+@pytest.mark.parametrize("kind", MC_DROPOUT_MASKS)
 def test_seeded_masks_give_the_same_statistics(model, kind):
     with head_dropout_set(model, 0.3, kind):
         assert_same_statistics(run(model, make_batch(), False, m=3), run(model, make_batch(), True, m=3))
@@ -152,8 +153,8 @@ def test_each_image_draws_its_masks_from_its_own_generator():
 def test_the_training_head_uses_the_runs_rate_and_mask(rate, kind, layer):
     from dataclasses import replace
 
-    from benchmark.presets import PRESET_DIR, load_preset
-    from benchmark.training import fresh_model
+    from benchmark.config.presets import PRESET_DIR, load_preset
+    from benchmark.model.training import fresh_model
 
     class Data:
         classes = tuple("abcde")
@@ -277,7 +278,7 @@ def test_selections_do_not_depend_on_how_the_pool_is_batched(model):
 def test_each_strategy_draws_its_own_random_numbers():
     from dataclasses import replace
 
-    from benchmark.acquisition import selection_generator
+    from benchmark.cycle.acquisition import selection_generator
 
     spec = acquisition_spec("cpu", mc_samples=2, batch_size=1)
 

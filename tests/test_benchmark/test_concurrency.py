@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
+from benchmark.config.run_spec import RunSpec
 from benchmark.errors import UsageError
-from benchmark.locks import FileLock, is_locked
-from benchmark.records import CycleRecord
-from benchmark.run_folder import RunFolder
-from benchmark.run_spec import RunSpec
-from benchmark.run_state import FINISHED, INTERRUPTED, RUNNING, RunClaim, check_not_running, run_lock_path
-from benchmark.tables import collect_tables, rebuild_leaderboard, write_tables
+from benchmark.execution.run_state import FINISHED, INTERRUPTED, RUNNING, RunClaim, check_not_running, run_lock_path
+from benchmark.records.locks import FileLock, is_locked
+from benchmark.records.run_folder import RunFolder
+from benchmark.records.schema import CycleRecord
+from benchmark.reports.tables import collect_tables, rebuild_leaderboard, write_tables
 from tests.test_benchmark.test_plan import SPEC
 from tests.test_benchmark.test_records import record
 
@@ -76,8 +76,8 @@ def test_concurrent_table_rebuilds_never_drop_a_row(tmp_path):
 
 def _cycle0_worker(out, worker, barrier):
     """train_cycle_zero with training replaced by a slow fake that logs who trained."""
-    import benchmark.loop as loop
-    from benchmark.training import Reporter, Trained
+    import benchmark.cycle.loop as loop
+    from benchmark.model.training import Reporter, Trained
 
     def fake_train(spec, preset, data, store, cycle, work_dir, reporter, state=None):
         with open(Path(out) / "trained_by.txt", "a") as log:
@@ -181,7 +181,7 @@ def test_locks_are_reentrant_within_a_process(tmp_path):
 
 
 def test_a_follower_rank_writes_nothing(tmp_path):
-    from benchmark.run_folder import FollowerFolder
+    from benchmark.records.run_folder import FollowerFolder
 
     writers = [name for name in dir(RunFolder) if name.startswith(("write_", "append_", "save_"))]
     assert {"write_config", "write_selections", "append_cycle", "write_status", "write_maps"} <= set(writers)

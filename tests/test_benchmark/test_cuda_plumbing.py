@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import torch
 
+from benchmark.config.presets import PRESET_DIR, load_preset
 from benchmark.perf.fixtures import acquisition_spec
-from benchmark.presets import PRESET_DIR, load_preset
 
 
 class Data:
@@ -20,7 +20,7 @@ def test_paper_presets_turn_the_levers_on():
 
 
 def test_channels_last_reaches_the_model():
-    from benchmark.training import fresh_model
+    from benchmark.model.training import fresh_model
 
     preset = copy.deepcopy(load_preset(PRESET_DIR / "synthetic_fpn.py"))
     spec = replace(acquisition_spec("cpu", mc_samples=2, batch_size=1))
@@ -32,7 +32,7 @@ def test_channels_last_reaches_the_model():
 
 
 def test_loader_options_come_from_the_preset():
-    from benchmark.loaders import RunData, leave_job_signals_to_the_main_process
+    from benchmark.data.run_data import RunData, leave_job_signals_to_the_main_process
 
     preset = copy.deepcopy(load_preset(PRESET_DIR / "synthetic_fpn.py"))
     data = RunData.__new__(RunData)

@@ -10,11 +10,11 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
+from benchmark.config.presets import PRESET_DIR
 from benchmark.data import dataset_names, get_dataset
 from benchmark.data.check import print_report
+from benchmark.data.run_data import RunData, same_size_batches
 from benchmark.errors import UsageError
-from benchmark.loaders import RunData, same_size_batches
-from benchmark.presets import PRESET_DIR
 from tests.fixtures.native_layouts import N_TRAIN, N_VAL, make_native_layout
 
 REAL = ("cityscapes", "camvid", "ade20k", "voc2012")

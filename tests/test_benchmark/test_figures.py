@@ -12,10 +12,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from benchmark import figures  # noqa: E402
+from benchmark.cycle.validation_maps import acquisition_ranks  # noqa: E402
 from benchmark.errors import UsageError  # noqa: E402
-from benchmark.figures import choose_maps, make_figures, relative_to_first  # noqa: E402
-from benchmark.maps import acquisition_ranks  # noqa: E402
+from benchmark.reports import figures  # noqa: E402
+from benchmark.reports.figures import choose_maps, make_figures, relative_to_first  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STRATEGIES = ["random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref"]
@@ -202,9 +202,9 @@ def test_relative_to_first_is_one_at_the_start_and_keeps_up_meaning_more():
 def captured(monkeypatch):
     """The figures as matplotlib objects instead of PNG files."""
     figs = {}
-    from benchmark.figures import curves, cycle_panels, maps
+    from benchmark.reports.figures import curves, cycle_panels, score_maps
 
-    for module in (curves, cycle_panels, maps):
+    for module in (curves, cycle_panels, score_maps):
         monkeypatch.setattr(module, "save", lambda fig, path: figs.setdefault(path.name, fig) and path)
     return figs
 

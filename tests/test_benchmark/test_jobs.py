@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.jobs import Dependency, DependencyFailed, Slots
-from benchmark.loaders import leave_job_signals_to_the_main_process
-from benchmark.locks import lock_path
+from benchmark.data.run_data import leave_job_signals_to_the_main_process
+from benchmark.execution.jobs import Dependency, DependencyFailed, Slots
+from benchmark.records.locks import lock_path
 from tests.test_benchmark.test_concurrency import _held_elsewhere
 
 

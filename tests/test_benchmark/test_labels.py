@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.labels import (
+from benchmark.data.label_store import (
     IGNORE_INDEX,
     PENDING,
     GroundTruthOracle,
@@ -25,7 +25,7 @@ def gt_of(image_id):
 def training_label_map(store, image_id):
     """The label map training sees for ``image_id``: the store's clicks through ``click_items`` and
     the ``LoadSparseLabels`` transform, as the training loader runs them (None: image left out)."""
-    from benchmark.loaders import LoadSparseLabels, click_items
+    from benchmark.data.run_data import LoadSparseLabels, click_items
 
     shape = SHAPES[image_id]
     pool = [dict(img_path=f"{i}.png", ori_shape=(SHAPES[i].height, SHAPES[i].width)) for i in sorted(SHAPES)]

@@ -3,14 +3,14 @@ from dataclasses import replace
 
 import pytest
 
-from benchmark.cycle0_cache import CycleZeroCache
+from benchmark.config.run_spec import cycle0_key
+from benchmark.cycle.cycle0_cache import CycleZeroCache
 from benchmark.errors import UsageError
-from benchmark.jobs import CycleZeroJob, RunJob, TablesJob
-from benchmark.launch import parse_minutes, parse_slurm_options
-from benchmark.launch_graph import plan_jobs
-from benchmark.run_folder import RunFolder
-from benchmark.run_spec import cycle0_key
-from benchmark.run_state import run_lock_path
+from benchmark.execution.jobs import CycleZeroJob, RunJob, TablesJob
+from benchmark.execution.launch import parse_minutes, parse_slurm_options
+from benchmark.execution.launch_graph import plan_jobs
+from benchmark.execution.run_state import run_lock_path
+from benchmark.records.run_folder import RunFolder
 from tests.test_benchmark.test_concurrency import _held_elsewhere, _record, spec
 
 

@@ -10,11 +10,11 @@ import pytest
 from rich.console import Console
 from scipy import stats
 
-from benchmark.display import print_leaderboard
 from benchmark.errors import UsageError
-from benchmark.leaderboard import LEADERBOARD_COLUMNS, leaderboard
-from benchmark.statistics import aulc, t_interval
-from benchmark.tables import read_cycles_csv, rebuild_leaderboard, sync_tables
+from benchmark.reports.display import print_leaderboard
+from benchmark.reports.leaderboard import LEADERBOARD_COLUMNS, leaderboard
+from benchmark.reports.statistics import aulc, t_interval
+from benchmark.reports.tables import read_cycles_csv, rebuild_leaderboard, sync_tables
 
 CYCLE_COLUMNS = ["dataset", "model", "strategy", "seed", "cycle", "labeled_pixels", "labeled_fraction", "miou",
                  "macc", "aacc", "epistemic", "aleatoric", "posterior", "train_seconds", "inference_seconds",
@@ -299,7 +299,7 @@ def test_sync_keeps_rows_of_runs_merged_from_another_machine(tmp_path):
 
 
 def test_sync_without_foreign_rows_writes_the_tables_as_run_does(tmp_path):
-    from benchmark.tables import write_tables
+    from benchmark.reports.tables import write_tables
 
     for seed in (0, 1):
         write_run_folder(tmp_path, rows("random", seed, [10 + seed, 20, 30, 40.123456789]))
@@ -346,7 +346,7 @@ def test_holm_adjusts_the_family_of_paired_tests_against_the_best():
 
 
 def test_holm_step_down_by_hand():
-    from benchmark.statistics import holm
+    from benchmark.reports.statistics import holm
 
     adjusted = holm({"x": 0.01, "y": 0.04, "z": 0.03, "w": math.nan})
     assert adjusted["x"] == pytest.approx(0.03) and adjusted["z"] == pytest.approx(0.06)

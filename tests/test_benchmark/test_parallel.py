@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmark.errors import UsageError
-from benchmark.parallel import available_cores, interleave_seeds, resolve_workers
+from benchmark.execution.workers import available_cores, interleave_seeds, resolve_workers
 
 
 def runs(seeds=(0, 1, 2), strategies=("a", "b"), supervised=True):
@@ -15,7 +15,7 @@ def runs(seeds=(0, 1, 2), strategies=("a", "b"), supervised=True):
 
 
 def test_auto_is_one_worker_per_core_on_the_cpu_and_one_elsewhere(monkeypatch):
-    monkeypatch.setattr("benchmark.parallel.available_cores", lambda: 2)
+    monkeypatch.setattr("benchmark.execution.workers.available_cores", lambda: 2)
     assert resolve_workers(None, runs(), "cpu", "ground-truth", 1) == 2
     assert resolve_workers("auto", runs()[:1], "cpu", "ground-truth", 1) == 1  # never more workers than runs
     assert resolve_workers("auto", runs(), "cuda", "ground-truth", 1) == 1

@@ -3,7 +3,7 @@ from dataclasses import fields, replace
 
 import pytest
 
-from benchmark.run_spec import CYCLE0, EXECUTION, ROLES, RUN, RunSpec, cycle0_identity, cycle0_key, run_identity
+from benchmark.config.run_spec import CYCLE0, EXECUTION, ROLES, RUN, RunSpec, cycle0_identity, cycle0_key, run_identity
 
 SPEC = RunSpec(dataset="synthetic", data_root="/d", model="fpn", preset="/p.py", preset_digest="abc",
                strategy="bald", seed=0, cycles=3, pixels_per_image=5, mc_samples=8, train_iters=10,

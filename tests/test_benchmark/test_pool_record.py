@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.pool_record import RECORD_COLUMNS, PoolRecord, weighted_median
+from benchmark.cycle.pool_record import RECORD_COLUMNS, PoolRecord, weighted_median
 from strategies import PixelPosterior, build_strategy
 from strategies.testing import mc_samples
 from strategies.uncertainty import POSITIVE, balent_regime, decomposition, top_class_std

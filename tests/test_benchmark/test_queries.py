@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
+from benchmark.cycle.annotator_files import export_queries, import_labels
 from benchmark.errors import UsageError
-from benchmark.queries import export_queries, import_labels
 
 RUN = "toy__fpn__entropy__seed0"
 CLASSES = ["road", "building", "sky"]

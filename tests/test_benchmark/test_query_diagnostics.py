@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.query_diagnostics import (
+from benchmark.cycle.query_diagnostics import (
     DIAGNOSTIC_COLUMNS,
     query_class_entropy,
     query_diagnostics,
@@ -148,7 +148,7 @@ def test_query_diagnostics_checks_labels_against_clicks() -> None:
 
 
 def test_module_imports_neither_mmseg_nor_torch() -> None:
-    code = ("import sys, benchmark.query_diagnostics; "
+    code = ("import sys, benchmark.cycle.query_diagnostics; "
             "print(sorted(m for m in ('mmseg', 'mmengine', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})

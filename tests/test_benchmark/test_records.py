@@ -3,9 +3,9 @@ import math
 
 import pandas as pd
 
-from benchmark.records import CYCLE_COLUMNS, CycleRecord
-from benchmark.run_folder import RunFolder
-from benchmark.tables import collect_tables, write_tables
+from benchmark.records.run_folder import RunFolder
+from benchmark.records.schema import CYCLE_COLUMNS, CycleRecord
+from benchmark.reports.tables import collect_tables, write_tables
 
 EXPECTED_COLUMNS = ["dataset", "model", "strategy", "selection", "seed", "cycle", "labeled_pixels",
                     "labeled_fraction", "miou", "macc", "aacc", "epistemic", "aleatoric",
@@ -69,13 +69,13 @@ def test_atomic_writes_leave_no_temporary_and_use_the_umask_mode(tmp_path):
     import os
     import stat
 
-    from benchmark.fileio import write_text_atomic
+    from benchmark.records.fileio import write_text_atomic
 
     old = os.umask(0o022)
     try:
         import importlib
 
-        import benchmark.fileio as fileio
+        import benchmark.records.fileio as fileio
         importlib.reload(fileio)
         fileio.write_text_atomic(tmp_path / "a.csv", "x\n")
     finally:

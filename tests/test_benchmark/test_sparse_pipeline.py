@@ -3,10 +3,10 @@ it sits (issue: trustworthy verdicts, clicks that never reach the loss)."""
 import numpy as np
 import pytest
 
+from benchmark.data.label_store import IGNORE_INDEX
+from benchmark.data.run_data import build_pipeline
+from benchmark.data.sparse_pipeline import UniformCoverageCrop, click_augment, move_clicks
 from benchmark.errors import UsageError
-from benchmark.labels import IGNORE_INDEX
-from benchmark.loaders import build_pipeline
-from benchmark.sparse_pipeline import UniformCoverageCrop, click_augment, move_clicks
 
 # the paper presets' augmentation (Cityscapes' file), scaled down: resize 0.5-2x, crop, flip
 PAPER_LIKE = [dict(type="RandomResize", scale=(96, 48), ratio_range=(0.5, 2.0), keep_ratio=True),

@@ -5,11 +5,11 @@ import multiprocessing as mp
 import pytest
 from rich.console import Console
 
-from benchmark.display import print_status
 from benchmark.errors import UsageError
-from benchmark.run_folder import RunFolder
-from benchmark.run_state import run_lock_path
-from benchmark.status import SUBMITTED_FILE, run_states
+from benchmark.execution.run_state import run_lock_path
+from benchmark.execution.status import SUBMITTED_FILE, run_states
+from benchmark.records.run_folder import RunFolder
+from benchmark.reports.display import print_status
 from tests.test_benchmark.test_concurrency import _hold, _record, spec
 
 

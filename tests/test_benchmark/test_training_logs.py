@@ -10,9 +10,9 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch.utils.data import DataLoader
 
-from benchmark.model import train_one_cycle
+from benchmark.config.presets import PRESET_DIR, load_preset
+from benchmark.model.segmentor import train_one_cycle
 from benchmark.perf.fixtures import acquisition_spec
-from benchmark.presets import PRESET_DIR, load_preset
 
 
 class Data:
@@ -31,7 +31,7 @@ def _loader(n: int) -> DataLoader:
 
 
 def _train(work_dir):
-    from benchmark.training import fresh_model
+    from benchmark.model.training import fresh_model
 
     preset = copy.deepcopy(load_preset(PRESET_DIR / "synthetic_fpn.py"))
     model = fresh_model(acquisition_spec("cpu", mc_samples=2, batch_size=1), preset, Data())

@@ -1,7 +1,7 @@
 """BalEnt at saturation: a dominant class whose float32 mean rounds to 1 ranks last, not first.
 
 The inputs go through the float32 paths the harness runs: ``SoftmaxStatistics`` folding logits
-(benchmark/mc_dropout.py) and ``PosteriorAccumulator`` folding float32 softmax samples.
+(benchmark/model/mc_dropout.py) and ``PosteriorAccumulator`` folding float32 softmax samples.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import scipy.stats
 import torch
 
-from benchmark.mc_dropout import SoftmaxStatistics
+from benchmark.model.mc_dropout import SoftmaxStatistics
 from strategies import PixelPosterior, PosteriorAccumulator, build_strategy, select_top_n
 from strategies.uncertainty import entropy, posterior_term, posterior_term_parts
 from tests.test_strategies.balent_reference import balent_acquisition_mpmath

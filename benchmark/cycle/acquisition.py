@@ -1,0 +1,101 @@
+"""One cycle's acquisition over the training pool: MC inference -> scores -> per-image clicks, and
+the uncertainty record of the pool (the decomposition columns of cycles.csv).
+
+Every random stream is keyed by image: image i's dropout masks by (seed, cycle, "masks", i), its
+strategy noise and selection by (seed, cycle, "select", strategy, selection, i). So an image's
+clicks depend neither on the batch it is in, nor on which process handles it, and two strategies
+never share their random numbers. Everything stays on ``spec.device``, streaming one batch of
+images at a time: only the picked coordinates and the record's sums come back to the host.
+
+With several ranks for one run (``--gpus-per-run``), rank r handles images r, r + G, r + 2G, ...;
+the clicks and one record per image are gathered to every rank, and the images' records are
+folded in pool order: the clicks and the record equal a single process's, whatever G.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from benchmark.config.seeds import generator
+from benchmark.cycle.pool_record import PoolRecord
+from benchmark.model.mc_dropout import mc_posteriors
+from benchmark.runtime import distributed
+from benchmark.runtime.timing import stage, synchronize
+from strategies import needs_samples
+
+
+@dataclass
+class Acquisition:
+    picks: dict = field(default_factory=dict)          # image_id -> int array [k, 2] of (y, x)
+    uncertainty: dict = field(default_factory=dict)    # the pool record (means over unlabelled pixels)
+    inference_seconds: float = 0.0
+    stage_seconds: dict = field(default_factory=dict)  # scoring, selection, record
+
+    @property
+    def acquisition_seconds(self) -> float:
+        """Scoring + selection + uncertainty record."""
+        return sum(self.stage_seconds.values())
+
+
+def selection_generator(spec, cycle: int, image_id: int) -> torch.Generator:
+    """The random stream of one image's scoring noise and selection (see the module docstring)."""
+    return generator(spec.device, spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
+
+
+def pool_batches(data, batch_size: int, ranks: bool):
+    """(image ids, batch) over the pool in order; with ranks, over this rank's share only."""
+    if ranks:
+        loader = data.pool_loader(batch_size, distributed.my_share(len(data.shapes)))
+        yield from zip(loader.batch_sampler, loader)
+        return
+    first = 0
+    for batch in data.pool_loader(batch_size):
+        yield range(first, first + len(batch["data_samples"])), batch
+        first += len(batch["data_samples"])
+
+
+def acquire(model, data, store, strategy, selector, spec, cycle: int,
+            void_mask: Callable[[int], torch.Tensor] | None = None) -> Acquisition:
+    """MC inference over the pool, scores, per-image clicks, the pool's uncertainty record.
+
+    ``void_mask(image_id)`` (bool [H, W]), when given, marks pixels the selection passes over at
+    no cost (``--void-clicks skip``); labelled pixels are always passed over.
+    """
+    device = spec.device
+    keep = needs_samples(strategy)
+    out, record = Acquisition(), PoolRecord(spec.record_pixels)
+    stages = dict(scoring=0.0, selection=0.0, record=0.0)
+    ranks = distributed.world_size() > 1  # each rank scores its share of the images (module docstring)
+    per_image = {}
+    for image_ids, batch in pool_batches(data, spec.batch_size, ranks):
+        start = time.perf_counter()
+        masks = [generator(device, spec.seed, cycle, "masks", i) for i in image_ids]
+        posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep)
+        synchronize(device)
+        out.inference_seconds += time.perf_counter() - start
+        for image_id, post in zip(image_ids, posteriors):
+            labelled = store.labelled_mask(image_id, device)
+            excluded = labelled if void_mask is None else labelled | void_mask(image_id).to(device)
+            select = selection_generator(spec, cycle, image_id)
+            with stage(stages, "scoring", device):
+                scores = strategy.score(post, generator=select)
+            with stage(stages, "selection", device):
+                out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
+            with stage(stages, "record", device):
+                target = PoolRecord(spec.record_pixels) if ranks else record
+                target.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
+                if ranks:
+                    per_image[image_id] = target.to("cpu")
+        # drop this batch's statistics before the next batch's are computed: otherwise two
+        # batches are alive at once and the peak depends on how the pool divides into batches
+        posteriors = post = scores = None
+    if ranks:  # every rank gets every image's clicks; the record folds the images in pool order
+        out.picks = distributed.gather_dict(out.picks)
+        for part in distributed.gather_dict(per_image).values():
+            record.absorb(part)
+    out.uncertainty = record.result()
+    out.stage_seconds = stages
+    return out

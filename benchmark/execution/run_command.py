@@ -1,0 +1,50 @@
+"""`run`: from the flags to executed runs and the printed leaderboard, the one path every caller
+takes (the command line, the studies)."""
+from __future__ import annotations
+
+
+def run_from_flags(args, console) -> int:
+    """`run`: plan the runs of ``args`` (the flags of ``benchmark.config.arguments.add_run_flags``),
+    check them, execute them here or in ``--workers`` processes, print the leaderboard; returns the
+    exit status. Every process of a run started by torchrun (--gpus-per-run G) runs this; rank 0
+    writes."""
+    from benchmark.runtime import distributed
+
+    distributed.check_world_size(args.gpus_per_run)
+    distributed.init_from_env(args.device)
+    try:
+        return _run(args, console if distributed.is_main() else type(console)(quiet=True))
+    finally:
+        distributed.shutdown()
+
+
+def _run(args, console) -> int:
+    import mmseg.utils
+
+    from benchmark.config.plan import check_existing, import_plugin_modules, make_plan
+    from benchmark.execution.in_process import execute
+    from benchmark.execution.preflight import preflight
+    from benchmark.execution.run_state import check_not_running
+    from benchmark.execution.workers import execute_parallel, resolve_workers
+    from benchmark.reports.display import print_leaderboard
+    from benchmark.reports.tables import run_settings
+    from benchmark.runtime import distributed
+
+    mmseg.utils.register_all_modules(init_default_scope=True)
+    import_plugin_modules(args.plugins)
+    with distributed.main_first():  # the embedded dataset is generated once, by rank 0
+        runs = make_plan(args)
+    workers = resolve_workers(args.workers, runs, args.device, args.oracle, args.gpus_per_run)
+    check_existing(runs, args.resume, args.overwrite)
+    if distributed.is_main():
+        check_not_running(runs)
+    resources = preflight(runs)
+    if workers > 1:
+        status, board = execute_parallel(runs, workers, args.overwrite, args.plugins, console)
+    else:
+        status, board = execute(runs, resources, args.overwrite, console)
+    if board is not None:
+        out = runs[0].out
+        print_leaderboard(board, console, run_settings(out))
+        console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv")
+    return status

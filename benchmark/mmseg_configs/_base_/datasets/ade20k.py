@@ -1,0 +1,11 @@
+# ADE20K (150 classes, reduce_zero_label): mmseg's usual 512x512 crops of images rescaled around
+# 2048x512, testing at a 512 short edge; 10 clicks per image per cycle as in the paper.
+# The pipeline's steps: ./real_images.py.
+_base_ = ['./real_images.py']
+crop_size = (512, 512)
+scale = (2048, 512)
+active_learning = dict(pixels_per_image=10)
+schedule = dict(iters=8000)
+crop_preprocessor = dict(size=crop_size)
+data = dict(train_augment=dict(resize=dict(scale=scale), crop=dict(crop_size=crop_size)),
+            test_resize=dict(resize=dict(scale=scale)))

@@ -1,0 +1,162 @@
+"""What the command line prints: rich tables of the leaderboard (and other reports).
+
+Only the CLI layer calls these; the computing modules return frames and never print.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from benchmark.records.schema import TASK, arm_label
+from benchmark.reports.leaderboard import ALPHA, ONE_SEED_NOTE, TIED_MARKER
+
+
+def _cell(mean: float, ci: float, n_seeds: int, digits: int = 2) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    if n_seeds < 2 or pd.isna(ci):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+def _tied_cell(rank: int, value) -> str:
+    if rank == 1:
+        return "best"
+    if pd.isna(value):
+        return "?"
+    return TIED_MARKER if value else ""
+
+
+def settings_line(settings: pd.DataFrame | None, dataset: str, model: str) -> str:
+    """How the results of (dataset, model) were obtained: MC dropout, void clicks, m."""
+    if settings is None or settings.empty:
+        return ""
+    rows = settings[(settings["dataset"] == dataset) & (settings["model"] == model)].dropna(how="all")
+    if rows.empty:
+        return ""
+    parts = []
+    for (rate, mask), _ in rows.groupby(["mc_dropout_rate", "mc_dropout_mask"], dropna=False):
+        parts.append(f"rate {rate}, {mask} masks" if pd.notna(rate) else "not recorded (older runs)")
+    mixed = " MIXED across runs: compare with care" if len(parts) > 1 else ""
+    line = f"MC dropout: {'; '.join(parts)}{mixed}"
+    samples = sorted({int(m) for m in rows["mc_samples"].dropna()})
+    voids = sorted({str(v) for v in rows["void_clicks"].dropna()})
+    if samples:
+        line += f"; m = {', '.join(map(str, samples))} samples"
+    if voids:
+        line += f"; void clicks: {', '.join(voids)}"
+    return line + "."
+
+
+def print_leaderboard(frame: pd.DataFrame, console=None, settings: pd.DataFrame | None = None) -> None:
+    """Print one rich table per (dataset, model) of a ``leaderboard()`` frame; the best arm and
+    those indistinguishable from it in bold. ``settings``: ``tables.run_settings`` for the caption."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if frame is None or len(frame) == 0:
+        console.print("No ranked strategies in the results (only the supervised reference, or no rows).")
+        return
+    for (dataset, model), block in frame.groupby(TASK, sort=True):
+        sup = block["supervised_miou"].iloc[0] if "supervised_miou" in block else math.nan
+        ref = f"supervised reference mIoU {sup:.2f}" if pd.notna(sup) else "no supervised reference"
+        caption = _caption(block, settings_line(settings, dataset, model))
+        table = Table(title=f"{dataset} / {model} ({ref})", caption=caption, caption_justify="left")
+        for name, justify in [("rank", "right"), ("strategy", "left"), ("seeds", "right"),
+                              ("AULC (mIoU %)", "right"), ("final mIoU", "right"), ("% of sup.", "right"),
+                              ("void clicks", "right"), (f"{TIED_MARKER} best", "center")]:
+            table.add_column(name, justify=justify)
+        for row in block.itertuples(index=False):
+            seeds = str(row.n_seeds) if row.n_seeds > 1 else ONE_SEED_NOTE  # instead of a fake interval
+            tied = _tied_cell(row.rank, row.tied_with_best)
+            void = f"{100 * row.void_share:.1f}%" if pd.notna(row.void_share) else "n/a"
+            table.add_row(str(row.rank), arm_label(row.strategy, row.selection), seeds,
+                          _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
+                          _cell(row.final_miou_mean, row.final_miou_ci95, row.n_seeds),
+                          _cell(row.pct_of_supervised, row.pct_of_supervised_ci95, row.n_seeds, 1), void, tied,
+                          style="bold" if tied in ("best", TIED_MARKER) else None)
+        console.print(table)
+
+
+def _caption(block: pd.DataFrame, settings: str) -> str:
+    span = int(block["ranked_cycles"].min())
+    lines = [f"mIoU in %, over cycles 0-{span - 1}; mean ± half width of the 95% t-interval over seeds; % of sup. "
+             f"= final mIoU / the supervised reference's, per seed. {TIED_MARKER} = paired t-tests on per-seed "
+             f"AULC against the best, Holm-adjusted over the {len(block) - 1} comparisons (alpha {ALPHA}), cannot "
+             "tell it from the best. void clicks = share of the clicks paid for on void pixels."]
+    if (block["note"].str.contains("ranked on cycles", na=False)).any():
+        lines.append(f"Some runs went further than cycle {span - 1}: every arm is ranked on the span all of "
+                     "them reached.")
+    if block["tied_with_best"].isna().any():
+        lines.append("? = fewer than 2 seeds shared with the best, no test.")
+    if (block["n_seeds"] < 2).any():
+        lines.append(f"{ONE_SEED_NOTE}: the value of the single seed; run more seeds for an interval.")
+    if settings:
+        lines.append(settings)
+    return "\n".join(lines)
+
+
+STATE_STYLES = {"running": "yellow", "finished": "green", "failed": "bold red", "interrupted": "magenta",
+                "awaiting-labels": "cyan", "queued": "dim", "not started": "dim"}
+
+
+def _count(value) -> str:
+    return "?" if value is None or pd.isna(value) else str(int(value))
+
+
+def _text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def print_status(frame: pd.DataFrame, console=None) -> None:
+    """Print ``benchmark.execution.status.run_states``: one line per run and a count per state."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    columns = [("run", "run"), ("cycles", None), ("state", "state"), ("job", "job_id"), ("host", "host"),
+               ("updated (UTC)", "updated"), ("last error", "error")]
+    shown = [(title, key) for title, key in columns if key is None or frame[key].notna().any()]
+    table = Table(title="Runs")
+    for title, key in shown:
+        table.add_column(title, justify="right" if key is None else "left", no_wrap=key not in ("run", "error"),
+                         overflow="fold")
+    for row in frame.to_dict("records"):
+        cells = {None: f"{_count(row['cycles_done'])}/{_count(row['cycles_planned'])}",
+                 "updated": _text(row["updated"])[5:16].replace("T", " ")}
+        table.add_row(*[cells[key] if key in cells else _text(row[key]) for _, key in shown],
+                      style=STATE_STYLES.get(row["state"]))
+    console.print(table)
+    counts = frame["state"].value_counts()
+    console.print(f"{len(frame)} runs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+def print_launch(graph, records: list, options, out, console=None) -> None:
+    """What `launch` submitted: one line per job (id, what it does, what it waits for), the
+    runs it skipped, where the logs are and how to follow the jobs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for label, names in (("finished, skipped", graph.finished), ("running elsewhere, skipped", graph.running)):
+        if names:
+            console.print(f"{len(names)} run(s) {label}: {', '.join(names)}")
+    if not records:
+        console.print(f"nothing to submit: every planned run is finished or running; `python -m benchmark "
+                      f"leaderboard --results {out}` rebuilds the tables")
+        return
+    table = Table(title=f"Submitted to {options.executor}")
+    for name in ("job", "kind", "does", "waits for"):
+        table.add_column(name, no_wrap=name != "waits for", overflow="fold")
+    for job, handle, after in records:
+        waits = ("any end of " if job.kind == "tables" else "success of ") + ", ".join(after) if after else ""
+        if job.kind == "tables" and len(after) > 3:
+            waits = f"the end of all {len(after)} jobs above"
+        table.add_row(handle.job_id, job.kind, job.name, waits)
+    console.print(table)
+    console.print(f"logs: {options.log_dir}  (<job>_0_log.out / .err)")
+    console.print(f"follow: python -m benchmark status --results {out}")
+    if options.executor == "local":
+        console.print("the jobs run in the background on this machine; this command returns now")

@@ -1,0 +1,135 @@
+"""The leaderboard: area under the learning curve (AULC) and final mIoU per arm (a strategy with
+its selector), over seeds.
+
+Pure pandas/scipy: frames in, frames out (files: ``benchmark.reports.tables``; printing:
+``benchmark.reports.display``; the statistics: ``benchmark.reports.statistics``). One row per (dataset, model,
+strategy, selection); the ``supervised`` reference (all pixels labelled) is not ranked, it only
+gives "% of supervised mIoU".
+
+- The ranked span: within (dataset, model), every arm is scored on the cycles that EVERY ranked
+  run reached (0..k, k the smallest last cycle of any ranked run), so a run that stopped early
+  shortens everybody's span instead of being compared on a shorter curve; ``ranked_cycles`` and
+  ``note`` say so.
+- AULC of one seed: trapezoid of mIoU over the labelled fraction on that span, divided by the
+  fraction's span (the curve's mean height in mIoU points). Final mIoU: the mIoU at the span's end.
+- Over seeds: mean and the half width of a 95% t-interval; one seed gives no interval (NaN).
+- Rank: by AULC mean, descending, then final mIoU mean, descending. Exact ties (equal to 1e-9 on
+  both keys) share the smaller rank (1, 1, 3).
+- ``p_holm``: paired t-tests of each arm's per-seed AULC against the rank-1 arm's (shared seeds),
+  adjusted together by Holm's method (the best arm is picked on the same data, so the comparisons
+  are a family). ``tied_with_best``: rank 1, or ``p_holm`` >= 0.05; NA with fewer than 2 shared
+  seeds.
+- ``pct_of_supervised``: per seed, final mIoU / the supervised reference's final mIoU of that seed
+  (of the mean over its seeds when it lacks that seed), x 100; mean and t-interval over seeds.
+- ``void_share``: share of the labelled clicks whose answer was void, at the span's end, mean over
+  seeds (NaN for tables without the ``void_clicks`` column).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from benchmark.records.schema import ARM, ARM_KEY, DEFAULT_SELECTION, KEY_COLUMNS, SUPERVISED, TASK, require_columns
+from benchmark.reports.statistics import aulc, holm, paired_p_value, t_interval
+
+REQUIRED_COLUMNS = [c for c in KEY_COLUMNS if c != "selection"] + ["labeled_fraction", "miou"]
+GROUP = ARM_KEY
+ALPHA = 0.05
+TIE_DECIMALS = 9
+LEADERBOARD_COLUMNS = [
+    *ARM_KEY, "n_seeds", "aulc_mean", "aulc_ci95", "final_miou_mean",
+    "final_miou_ci95", "pct_of_supervised", "rank", "tied_with_best",
+    # extras
+    "final_labeled_fraction", "supervised_miou", "n_cycles", "note",
+    "pct_of_supervised_ci95", "p_holm", "ranked_cycles", "void_share",
+]
+ONE_SEED_NOTE = "1 seed, no interval"
+TIED_MARKER = "≈"
+
+
+def clean_cycles(cycles: pd.DataFrame) -> pd.DataFrame:
+    """Check the needed columns (UsageError naming the missing ones); tables from before the
+    selection column get ``topn``; duplicate keys keep the last row."""
+    require_columns(cycles, REQUIRED_COLUMNS, "the cycles table",
+                    f"pass a cycles.csv written by `python -m benchmark run` (columns "
+                    f"{', '.join(REQUIRED_COLUMNS)} are needed)")
+    selection = cycles["selection"] if "selection" in cycles.columns else pd.Series(index=cycles.index, dtype=object)
+    cycles = cycles.assign(selection=selection.fillna(DEFAULT_SELECTION))
+    frame = cycles.drop_duplicates(KEY_COLUMNS, keep="last")
+    return frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+
+
+def per_seed(cycles: pd.DataFrame, last_cycle: int | None = None) -> pd.DataFrame:
+    """One row per run (dataset, model, strategy, selection, seed) on cycles <= ``last_cycle``
+    (all when None): aulc, final_miou, final fraction, void share, the run's own last cycle."""
+    rows = []
+    for key, run in clean_cycles(cycles).groupby(GROUP + ["seed"], sort=True):
+        reached = int(run["cycle"].max())
+        if last_cycle is not None:
+            run = run[run["cycle"] <= last_cycle]
+        last = run.iloc[-1]
+        void = (float(last["void_clicks"]) / float(last["labeled_pixels"])
+                if {"void_clicks", "labeled_pixels"} <= set(run.columns) and last["labeled_pixels"] else math.nan)
+        rows.append(dict(zip(GROUP + ["seed"], key), aulc=aulc(run["labeled_fraction"], run["miou"]),
+                         final_miou=float(last["miou"]), final_labeled_fraction=float(last["labeled_fraction"]),
+                         last_cycle=reached, n_cycles=reached + 1, void_share=void))
+    return pd.DataFrame(rows, columns=GROUP + ["seed", "aulc", "final_miou", "final_labeled_fraction",
+                                               "last_cycle", "n_cycles", "void_share"])
+
+
+def _summarise(seeds: pd.DataFrame, supervised: pd.Series, span: int) -> dict:
+    aulc_mean, aulc_ci = t_interval(seeds["aulc"])
+    final_mean, final_ci = t_interval(seeds["final_miou"])
+    reference = seeds["seed"].map(supervised).fillna(supervised.mean() if len(supervised) else math.nan)
+    pct_mean, pct_ci = t_interval(100.0 * seeds["final_miou"].to_numpy() / reference.to_numpy())
+    notes = [ONE_SEED_NOTE] if len(seeds) == 1 else []
+    if (seeds["last_cycle"] > span).any():
+        notes.append(f"ranked on cycles 0-{span} (the span every ranked run reached); it has up to "
+                     f"{int(seeds['last_cycle'].max())}")
+    return dict(n_seeds=len(seeds), aulc_mean=aulc_mean, aulc_ci95=aulc_ci, final_miou_mean=final_mean,
+                final_miou_ci95=final_ci, pct_of_supervised=pct_mean, pct_of_supervised_ci95=pct_ci,
+                final_labeled_fraction=float(seeds["final_labeled_fraction"].mean()),
+                n_cycles=int(seeds["n_cycles"].max()), ranked_cycles=span + 1,
+                void_share=float(seeds["void_share"].mean()), note="; ".join(notes))
+
+
+def _rank_block(block: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
+    """Rank one (dataset, model) block; Holm-adjusted paired tests against the best arm."""
+    a = block["aulc_mean"].round(TIE_DECIMALS).fillna(-np.inf).to_numpy()
+    f = block["final_miou_mean"].round(TIE_DECIMALS).fillna(-np.inf).to_numpy()
+    better = (a[None, :] > a[:, None]) | ((a[None, :] == a[:, None]) & (f[None, :] > f[:, None]))
+    block = block.assign(rank=better.sum(axis=1) + 1).sort_values(["rank"] + ARM, kind="stable")
+    arms = [tuple(r) for r in block[ARM].itertuples(index=False)]
+    by_arm = {arm: grp.set_index("seed")["aulc"] for arm, grp in seeds.groupby(ARM)}
+    raw = {arm: paired_p_value(by_arm[arms[0]], by_arm[arm]) for arm in arms[1:]}
+    adjusted = holm(raw)
+    p_holm = [math.nan] + [adjusted[arm] for arm in arms[1:]]
+    tied = [True] + [pd.NA if math.isnan(p) else bool(p >= ALPHA) for p in p_holm[1:]]
+    tied = [True if r == 1 else t for r, t in zip(block["rank"], tied)]
+    return block.assign(p_holm=p_holm, tied_with_best=pd.array(tied, dtype="boolean"))
+
+
+def leaderboard(cycles: pd.DataFrame) -> pd.DataFrame:
+    """One row per ranked arm of every (dataset, model); see the module docstring. Columns are
+    ``LEADERBOARD_COLUMNS``; rows sorted by dataset, model, rank, strategy, selection."""
+    cycles = clean_cycles(cycles)
+    is_ref = cycles["strategy"] == SUPERVISED
+    reference = per_seed(cycles[is_ref])
+    blocks = []
+    for (dataset, model), block in cycles[~is_ref].groupby(TASK, sort=True):
+        span = int(block.groupby(GROUP + ["seed"])["cycle"].max().min())
+        seeds = per_seed(block, span)
+        sup = reference[(reference["dataset"] == dataset) & (reference["model"] == model)]
+        sup = sup.groupby("seed")["final_miou"].mean()
+        rows = [dict(dataset=dataset, model=model, **dict(zip(ARM, arm)), **_summarise(grp, sup, span))
+                for arm, grp in seeds.groupby(ARM, sort=True)]
+        frame = pd.DataFrame(rows).assign(supervised_miou=float(sup.mean()) if len(sup) else math.nan)
+        blocks.append(_rank_block(frame, seeds))
+    if not blocks:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in LEADERBOARD_COLUMNS})
+    out = pd.concat(blocks, ignore_index=True)[LEADERBOARD_COLUMNS]
+    out = out.sort_values(TASK + ["rank"] + ARM, kind="stable").reset_index(drop=True)
+    return out.astype({"n_seeds": "int64", "rank": "int64", "n_cycles": "int64", "ranked_cycles": "int64",
+                       "tied_with_best": "boolean"})
