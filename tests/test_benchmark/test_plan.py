@@ -1,5 +1,6 @@
 """RunSpec: every field's role stated once; the resume identity and the cycle-0 key derive from it."""
 from dataclasses import fields, replace
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,27 @@ def test_identities_are_derived_from_the_roles():
 ])
 def test_cycle0_key_changes_exactly_with_the_cycle0_fields(name, value, same_cycle0):
     assert (cycle0_key(replace(SPEC, **{name: value})) == cycle0_key(SPEC)) is same_cycle0
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ({}, (0.5, "channel")),  # no mc_dropout: the documented default, not mmseg's 0.1
+    ({"mc_dropout": {"rate": 0.3}}, (0.3, "channel")),
+    ({"mc_dropout": {"mask": "element"}}, (0.5, "element")),
+    ({"mc_dropout": {"rate": 0.1, "mask": "element"}}, (0.1, "element")),
+])
+def test_a_preset_without_mc_dropout_runs_with_the_documented_default(preset, expected):
+    from types import SimpleNamespace
+
+    from benchmark.config.plan import mc_dropout_settings
+
+    flags = SimpleNamespace(mc_dropout_rate=None, mc_dropout_mask=None)
+    settings = mc_dropout_settings(flags, preset)
+    assert (settings["mc_dropout_rate"], settings["mc_dropout_mask"]) == expected
+
+
+def test_the_readme_states_the_mc_dropout_default_the_plan_uses():
+    from benchmark.config.modes import DEFAULT_MC_DROPOUT
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert (f"**The default is rate {DEFAULT_MC_DROPOUT['rate']:g} with {DEFAULT_MC_DROPOUT['mask']} masks**"
+            in readme)
