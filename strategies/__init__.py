@@ -8,16 +8,7 @@
 
 ``select_top_n(scores, labelled, n, g)`` is the ``topn`` selector as a function.
 """
-from strategies.plugins import (
-                                PluginWarning,
-                                SelectorPluginWarning,
-                                StrategyPluginWarning,
-                                describe,
-                                describe_selectors,
-                                describe_strategies,
-                                load_all_entry_points,
-                                load_entry_points,
-)
+from strategies.plugins import PluginWarning, SelectorPluginWarning, StrategyPluginWarning, describe
 from strategies.posterior import PixelPosterior, PosteriorAccumulator
 from strategies.protocol import Strategy, min_mc_samples, needs_samples
 from strategies.registry import (
@@ -33,6 +24,10 @@ from strategies.registry import (
                                 UnknownStrategyError,
                                 build_selector,
                                 build_strategy,
+                                describe_selectors,
+                                describe_strategies,
+                                load_all_entry_points,
+                                load_entry_points,
 )
 from strategies.selection import select_top_n
 from strategies.selectors.protocol import Selector

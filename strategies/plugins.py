@@ -1,6 +1,8 @@
-"""Third-party plugins: entry-point loading and the listings ``benchmark list`` prints.
+"""Third-party plugins: how a registry takes the installed entry points of its group, and the
+listing of a registry that ``benchmark list`` prints.
 
-Both registries take plugins the same way. An installed package declares, in its pyproject::
+Both registries (``strategies.registry``) take plugins the same way. An installed package
+declares, in its pyproject::
 
     [project.entry-points."benchmark.strategies"]
     my_strategy = "my_package.strategy"              # a module that registers on import
@@ -11,17 +13,34 @@ Both registries take plugins the same way. An installed package declares, in its
 
 Loading a module entry point imports it (its ``@STRATEGIES.register_module()`` or
 ``@SELECTORS.register_module()`` decorators run); an object entry point that is not registered
-yet is registered under the entry point's name.
+yet is registered under the entry point's name. This module knows a registry only by the few
+members it uses (``PluginHost``); ``strategies.registry`` calls it, never the other way round.
 """
 from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
-from strategies.registry import ENTRY_POINT_GROUP, SELECTOR_ENTRY_POINT_GROUP, SELECTORS, STRATEGIES, PluginRegistry
+
+class PluginHost(Protocol):
+    """What loading and listing plugins needs of a registry (``PluginRegistry`` has it)."""
+
+    kind: str  # "strategy", "selector": names the plugins in warnings
+    loaded_entry_points: set[tuple[str, str]]  # (name, value) of the entry points tried
+
+    @property
+    def module_dict(self) -> Mapping[str, Any]: ...
+
+    def import_builtins(self) -> None: ...
+
+    def names(self) -> list[str]: ...
+
+    def register_module(self, name: str | None = None, force: bool = False,
+                        module: Any = None) -> Any: ...
 
 
 class PluginWarning(UserWarning):
@@ -39,25 +58,16 @@ class SelectorPluginWarning(PluginWarning):
 _WARNING_BY_KIND = {"strategy": StrategyPluginWarning, "selector": SelectorPluginWarning}
 
 
-def _registry_for(group: str) -> PluginRegistry:
-    by_group = {ENTRY_POINT_GROUP: STRATEGIES, SELECTOR_ENTRY_POINT_GROUP: SELECTORS}
-    if group not in by_group:
-        raise ValueError(f"no registry serves entry-point group {group!r}; pass registry=, or "
-                         f"use one of {', '.join(sorted(by_group))}")
-    return by_group[group]
+def load_plugins(registry: PluginHost, group: str) -> list[str]:
+    """Load every installed entry point of ``group`` into ``registry`` once; return the names
+    loaded by this call.
 
-
-def load_entry_points(group: str = ENTRY_POINT_GROUP,
-                      registry: PluginRegistry | None = None) -> list[str]:
-    """Load every installed entry point of ``group`` once; return the names loaded by this call.
-
-    ``registry`` defaults to the one that serves ``group`` (``STRATEGIES`` for
-    ``benchmark.strategies``, ``SELECTORS`` for ``benchmark.selectors``). Idempotent: an entry
-    point already tried is skipped. A broken plugin gives a ``PluginWarning`` subclass naming the
-    entry point (``StrategyPluginWarning``, ``SelectorPluginWarning``), never an exception.
+    The registry's built-ins are imported first (a plugin must not take a built-in's name).
+    Idempotent: an entry point already tried is skipped. A broken plugin gives a
+    ``PluginWarning`` subclass naming the entry point (``StrategyPluginWarning``,
+    ``SelectorPluginWarning``), never an exception.
     """
-    registry = _registry_for(group) if registry is None else registry
-    registry.import_builtins()  # built-ins first: a plugin must not take a built-in's name
+    registry.import_builtins()
     category = _WARNING_BY_KIND.get(registry.kind, PluginWarning)
     loaded = []
     for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
@@ -70,19 +80,13 @@ def load_entry_points(group: str = ENTRY_POINT_GROUP,
         except Exception as exc:  # a plugin's bug must not stop the benchmark
             warnings.warn(f"skipped {registry.kind} plugin: entry point {ep.name!r} = "
                           f"{ep.value!r} (group {group!r}) failed to load: "
-                          f"{type(exc).__name__}: {exc}", category, stacklevel=2)
+                          f"{type(exc).__name__}: {exc}", category, stacklevel=3)
             continue
         loaded.append(ep.name)
     return loaded
 
 
-def load_all_entry_points() -> dict[str, list[str]]:
-    """Load the plugins of every registry; ``{group: names loaded by this call}``."""
-    return {group: load_entry_points(group)
-            for group in (ENTRY_POINT_GROUP, SELECTOR_ENTRY_POINT_GROUP)}
-
-
-def _register(name: str, obj: Any, registry: PluginRegistry) -> None:
+def _register(name: str, obj: Any, registry: PluginHost) -> None:
     """Register an entry point's object under ``name`` unless it is a module or already there."""
     if isinstance(obj, ModuleType):
         return  # importing it ran its registration decorators
@@ -98,7 +102,7 @@ def _first_doc_line(obj: Any) -> str:
     return doc.splitlines()[0].strip() if doc else "(no description)"
 
 
-def describe(registry: PluginRegistry) -> list[tuple[str, str, str]]:
+def describe(registry: PluginHost) -> list[tuple[str, str, str]]:
     """``(name, one-line description, package)`` for every entry of ``registry``, by name.
 
     The description is the first line of the class docstring; the package is the top-level
@@ -110,13 +114,3 @@ def describe(registry: PluginRegistry) -> list[tuple[str, str, str]]:
         package = (getattr(obj, "__module__", None) or "?").split(".")[0]
         rows.append((name, _first_doc_line(obj), package))
     return rows
-
-
-def describe_strategies(registry: PluginRegistry | None = None) -> list[tuple[str, str, str]]:
-    """``describe`` for the strategies (``STRATEGIES`` unless another registry is given)."""
-    return describe(STRATEGIES if registry is None else registry)
-
-
-def describe_selectors(registry: PluginRegistry | None = None) -> list[tuple[str, str, str]]:
-    """``describe`` for the selectors (``SELECTORS`` unless another registry is given)."""
-    return describe(SELECTORS if registry is None else registry)

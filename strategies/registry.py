@@ -16,8 +16,12 @@ Compared with a plain ``mmengine.Registry`` a ``PluginRegistry``
   registered names and suggests close ones ("did you mean");
 - builds under its own scope, so no warning appears after mmseg has set the default scope (and
   never tries to import ``<scope>.registry``, which mmengine would warn about for "selectors");
-- imports its built-in modules (``locations``) and the installed plugins (its entry-point group)
-  on first lookup.
+- imports its built-in modules (``locations``) and the installed plugins (its entry-point group,
+  through ``strategies.plugins``) on first lookup.
+
+Below the registries: the functions over them that pick one by its entry-point group or kind
+(``load_entry_points``, ``load_all_entry_points``, ``describe_strategies``,
+``describe_selectors``, ``build_strategy``, ``build_selector``).
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from mmengine.registry import DefaultScope, Registry
+
+from strategies.plugins import describe, load_plugins
 
 ENTRY_POINT_GROUP = "benchmark.strategies"
 SELECTOR_ENTRY_POINT_GROUP = "benchmark.selectors"
@@ -91,8 +97,7 @@ class PluginRegistry(Registry):
             return
         self.import_builtins()
         if self.entry_point_group:
-            from strategies.plugins import load_entry_points
-            load_entry_points(self.entry_point_group, registry=self)
+            load_plugins(self, self.entry_point_group)
 
     def import_builtins(self) -> None:
         """Import the ``locations`` modules only (mmengine's own lazy import)."""
@@ -171,6 +176,42 @@ STRATEGIES = StrategyRegistry("strategy", scope="strategies", locations=["strate
                               entry_point_group=ENTRY_POINT_GROUP)
 SELECTORS = SelectorRegistry("selector", scope="selectors", locations=["strategies.selectors"],
                              entry_point_group=SELECTOR_ENTRY_POINT_GROUP)
+
+
+def _registry_for(group: str) -> PluginRegistry:
+    by_group = {ENTRY_POINT_GROUP: STRATEGIES, SELECTOR_ENTRY_POINT_GROUP: SELECTORS}
+    if group not in by_group:
+        raise ValueError(f"no registry serves entry-point group {group!r}; pass registry=, or "
+                         f"use one of {', '.join(sorted(by_group))}")
+    return by_group[group]
+
+
+def load_entry_points(group: str = ENTRY_POINT_GROUP,
+                      registry: PluginRegistry | None = None) -> list[str]:
+    """Load every installed entry point of ``group`` once; return the names loaded by this call.
+
+    ``registry`` defaults to the one that serves ``group`` (``STRATEGIES`` for
+    ``benchmark.strategies``, ``SELECTORS`` for ``benchmark.selectors``). Idempotent: an entry
+    point already tried is skipped. A broken plugin gives a ``PluginWarning`` subclass naming the
+    entry point (``StrategyPluginWarning``, ``SelectorPluginWarning``), never an exception.
+    """
+    return load_plugins(_registry_for(group) if registry is None else registry, group)
+
+
+def load_all_entry_points() -> dict[str, list[str]]:
+    """Load the plugins of every registry; ``{group: names loaded by this call}``."""
+    return {group: load_entry_points(group)
+            for group in (ENTRY_POINT_GROUP, SELECTOR_ENTRY_POINT_GROUP)}
+
+
+def describe_strategies(registry: PluginRegistry | None = None) -> list[tuple[str, str, str]]:
+    """``describe`` for the strategies (``STRATEGIES`` unless another registry is given)."""
+    return describe(STRATEGIES if registry is None else registry)
+
+
+def describe_selectors(registry: PluginRegistry | None = None) -> list[tuple[str, str, str]]:
+    """``describe`` for the selectors (``SELECTORS`` unless another registry is given)."""
+    return describe(SELECTORS if registry is None else registry)
 
 
 def build_strategy(name_or_cfg: str | Mapping, **params: Any) -> Any:
