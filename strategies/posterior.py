@@ -3,6 +3,8 @@
 ``PosteriorAccumulator`` folds in one probability map at a time (Welford's update for mean and
 variance, a running sum of per-sample entropies), so memory does not grow with m;
 ``PixelPosterior.from_samples`` is the same fold over a stacked ``[m, ..., C, H, W]`` tensor.
+The class dimension is ``CLASS_DIM`` (-3) throughout, and H and E are Shannon entropies
+(``entropy``, natural logs).
 """
 from __future__ import annotations
 
@@ -12,7 +14,12 @@ from typing import Any, Callable, Hashable
 
 import torch
 
-from strategies.uncertainty import CLASS_DIM, entropy
+CLASS_DIM = -3  # the class dimension of every [..., C, H, W] statistic
+
+
+def entropy(p: torch.Tensor, dim: int = CLASS_DIM) -> torch.Tensor:
+    """Shannon entropy ``-sum p log p`` along ``dim`` (0 log 0 = 0)."""
+    return -torch.special.xlogy(p, p).sum(dim)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from strategies import (
     build_strategy,
     describe_strategies,
     load_entry_points,
-    native_kernel,
     needs_samples,
     select_top_n,
 )
+from strategies.balent import kernel as native_kernel
 from strategies.uncertainty import balent_scores, decomposition, posterior_term_parts
 
 POSTERIOR_FIELDS = ("mean", "variance", "predictive_entropy", "expected_entropy", "samples")

@@ -22,7 +22,7 @@ import torch
 from rich.table import Table
 
 from benchmark.perf.fixtures import acquisition_spec, register_mmseg, synchronize
-from strategies import native_kernel
+from strategies.balent import kernel as native_kernel
 
 CAMVID_SIZE = dict(n_train=367, n_val=101, height=360, width=480)
 TINY_SIZE = dict(n_train=6, n_val=2, height=64, width=96)

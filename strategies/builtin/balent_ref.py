@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from strategies.balent import balent_scores
 from strategies.posterior import PixelPosterior
 from strategies.registry import STRATEGIES
-from strategies.uncertainty import balent_scores
 
 
 @STRATEGIES.register_module(name="balent_ref")

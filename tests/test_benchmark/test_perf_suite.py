@@ -76,7 +76,7 @@ def test_tiny_suite_compares_the_two_kernels_scores(tiny_run):
     """Where the fused kernel runs, section 2 prints how its BalEnt scores agree with the torch
     kernel's: on these posteriors, the same top 1% and the same -inf pixels."""
     text = " ".join(tiny_run.stdout.split())
-    if "fused C kernel (strategies/posterior_term.c)" not in text:
+    if "fused C kernel (strategies/balent/posterior_term.c)" not in text:
         pytest.skip("the fused kernel is unavailable here")
     agreements = re.findall(r"top-1% overlap (\d+)%, same -inf pixels: (\w+)", text)
     assert len(agreements) == 2 and all(a == ("100", "yes") for a in agreements), agreements

@@ -48,12 +48,12 @@ def test_sampled_record_estimates_the_exact_one_within_its_noise():
 def test_sampled_record_gathers_the_posterior_term_the_strategy_computed(monkeypatch):
     post = posterior()
     build_strategy("balent").score(post)  # computes and caches S for every pixel
-    import strategies.uncertainty as uncertainty
+    from strategies.balent import kernel
 
     def no_second_computation(*args, **kwargs):
         raise AssertionError("the posterior term was computed again")
 
-    monkeypatch.setattr(uncertainty, "posterior_term_parts", no_second_computation)
+    monkeypatch.setattr(kernel, "posterior_term_and_scores", no_second_computation)
     record = PoolRecord(64)
     record.add(post, torch.ones(24, 32, dtype=torch.bool), torch.Generator().manual_seed(0))
     assert np.isfinite(record.result()["posterior"])

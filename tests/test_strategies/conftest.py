@@ -29,7 +29,7 @@ def softmax_samples(m: int, shape: tuple[int, ...], seed: int, *, spread: float 
 def require_native_kernel() -> None:
     """Skip where the machine has no C compiler (or the kernel is switched off); any other reason
     the fused kernel is unavailable (it failed to build) is a failure."""
-    from strategies import native_kernel
+    from strategies.balent import native_kernel
 
     reason = native_kernel.unavailable_reason()
     if reason is None:
@@ -42,11 +42,11 @@ def require_native_kernel() -> None:
 @pytest.fixture(params=["native", "torch"])
 def posterior_kernel(request) -> str:
     """Runs a test with BalEnt's posterior term from the fused C kernel and from the torch code."""
-    from strategies import native_kernel
+    from strategies.balent import kernel
 
     if request.param == "native":
         require_native_kernel()
         yield "native"
     else:
-        with native_kernel.torch_kernel_only():
+        with kernel.torch_kernel_only():
             yield "torch"

@@ -13,8 +13,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import strategies.posterior_term as pt
-from strategies import PixelPosterior, build_strategy, native_kernel
+import strategies.balent.kernel as pt
+from strategies import PixelPosterior, build_strategy
+from strategies.balent import native_kernel
 from tests.test_strategies.conftest import REPO_ROOT, require_native_kernel, softmax_samples
 from tests.test_strategies.test_uncertainty import (
     FLOORED_PARAMS,
@@ -32,7 +33,7 @@ def _native() -> None:
 
 def _both(mean: torch.Tensor, var: torch.Tensor, floored: bool) -> tuple[pt.PosteriorTerm, pt.PosteriorTerm]:
     native = pt.posterior_term_parts(mean, var, floored=floored)
-    with native_kernel.torch_kernel_only():
+    with pt.torch_kernel_only():
         reference = pt.posterior_term_parts(mean, var, floored=floored)
     return native, reference
 
@@ -135,8 +136,8 @@ def _fresh_process(env: dict, code: str) -> tuple[str, str]:
     return result.stdout, result.stderr
 
 
-PROBE = ("import torch; from strategies import native_kernel; from strategies.uncertainty import "
-         "posterior_term; print(native_kernel.describe()); "
+PROBE = ("import torch; from strategies.balent import kernel; from strategies.uncertainty import "
+         "posterior_term; print(kernel.describe()); "
          "print(posterior_term(torch.full((2, 1, 3), 0.5), torch.full((2, 1, 3), 0.01)).tolist())")
 
 
@@ -172,7 +173,7 @@ def test_the_compiled_library_is_cached(tmp_path) -> None:
 def test_the_kernel_shares_torchs_openmp_runtime(tmp_path) -> None:
     """Built with OpenMP, the kernel's blocks run in the OpenMP runtime torch itself loaded: one
     such runtime in the process (a second one would put two thread pools on the same cores)."""
-    code = ("import torch; from strategies import native_kernel; from strategies.uncertainty import "
+    code = ("import torch; from strategies.balent import native_kernel; from strategies.uncertainty import "
             "posterior_term; torch.set_num_threads(2); "
             "posterior_term(torch.rand(3, 5, 64, 64), torch.full((3, 5, 64, 64), 0.01)); "
             "print(native_kernel.parallel()); "
@@ -222,7 +223,7 @@ def test_acquisition_matches_the_torch_formula(dtype: torch.dtype) -> None:
     assert torch.equal(torch.isinf(fused), torch.isinf(expected)) and bool(parts.saturated.any())
     torch.testing.assert_close(fused, expected, rtol=1e-15, atol=0.0)
     fresh = PixelPosterior.from_samples(probs)  # and through the strategy's own path
-    with native_kernel.torch_kernel_only():
+    with pt.torch_kernel_only():
         reference = balent_acquisition(balanced_entropy(fresh))
     torch.testing.assert_close(build_strategy("balent").score(PixelPosterior.from_samples(probs)),
                                reference, rtol=1e-12, atol=0.0)
@@ -241,4 +242,5 @@ def test_scores_in_the_term_pass_equal_the_separate_pass(dtype: torch.dtype) -> 
     assert torch.equal(scores, separate)
     _assert_same(parts, pt.posterior_term_parts(post.mean, post.variance), rtol=0.0)
     other = post.predictive_entropy.to(torch.float64 if dtype == torch.float32 else torch.float32)
-    assert pt.posterior_term_and_scores(post.mean, post.variance, other)[1] is None
+    scores = pt.posterior_term_and_scores(post.mean, post.variance, other)[1]
+    assert torch.equal(scores, native_kernel.balent_acquisition(parts.finite, parts.saturated, other))

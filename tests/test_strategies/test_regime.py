@@ -83,11 +83,11 @@ def test_regime_shares_on_a_batch_follow_the_balent_scores() -> None:
 
 
 def test_regime_reuses_the_posterior_term_of_the_strategy(monkeypatch) -> None:
-    import strategies.uncertainty as uncertainty
+    from strategies.balent import kernel
 
     post, _ = _posterior()
     build_strategy("balent").score(post)
-    monkeypatch.setattr(uncertainty, "posterior_term_parts",
+    monkeypatch.setattr(kernel, "posterior_term_and_scores",
                         lambda *a, **k: pytest.fail("the posterior term was computed again"))
     balent_regime(post)
     with pytest.raises(pytest.fail.Exception):

@@ -1,7 +1,7 @@
 """The fitted polynomials behind BalEnt's Beta entropy, derived again from their definitions.
 
-``strategies.beta_kernel.LGAMMA_TERMS`` and ``PSI_TERMS`` (lgamma's and psi's remainders after
-Stirling's form, y >= 8) and the logarithm's polynomial in ``strategies/posterior_term.c``
+``strategies.balent.beta_entropy.LGAMMA_TERMS`` and ``PSI_TERMS`` (lgamma's and psi's remainders after
+Stirling's form, y >= 8) and the logarithm's polynomial in ``strategies/balent/posterior_term.c``
 (``LOG_A1..7``) are Chebyshev interpolants of 50-digit values on their intervals. This file
 fits them again with mpmath, checks that the stored constants are those fits, and measures each
 one's worst error on a dense grid against the bound the code's comments state.
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from strategies import beta_kernel, native_kernel
+from strategies.balent import beta_entropy, native_kernel
 from tests.test_strategies.conftest import require_native_kernel
 
 mpmath = pytest.importorskip("mpmath")
 
-Z_MAX = 1.0 / beta_kernel.SHIFT ** 2  # z = 1/y^2 for y >= SHIFT
+Z_MAX = 1.0 / beta_entropy.SHIFT ** 2  # z = 1/y^2 for y >= SHIFT
 F_MAX = (2 ** 0.5 - 1) / (2 ** 0.5 + 1)  # |f| of the log's reduced argument
 C_SOURCE = Path(native_kernel.__file__).with_name("posterior_term.c")
 
@@ -61,8 +61,8 @@ def _c_log_coefficients() -> list[float]:
 
 
 @pytest.mark.parametrize("stored,function,upper", [
-    (beta_kernel.LGAMMA_TERMS, _lgamma_remainder_times_y, Z_MAX),
-    (beta_kernel.PSI_TERMS, _psi_remainder_over_z, Z_MAX),
+    (beta_entropy.LGAMMA_TERMS, _lgamma_remainder_times_y, Z_MAX),
+    (beta_entropy.PSI_TERMS, _psi_remainder_over_z, Z_MAX),
     (_c_log_coefficients(), _atanh_remainder, F_MAX ** 2),
 ], ids=["lgamma", "psi", "log"])
 def test_the_stored_coefficients_are_the_fit(stored: list[float], function, upper: float) -> None:
@@ -84,8 +84,8 @@ def _worst(stored: list[float], function, upper: float, weight) -> float:
 def test_the_remainders_are_within_their_stated_errors() -> None:
     """r(y) = y^-1 R(z) within 5e-18 and t(y) = z T(z) within 8e-18 for every y >= 8 (the 8-term
     Stirling series left 8e-17 and 2e-16 at y = 8)."""
-    r_error = _worst(beta_kernel.LGAMMA_TERMS, _lgamma_remainder_times_y, Z_MAX, mpmath.sqrt)
-    t_error = _worst(beta_kernel.PSI_TERMS, _psi_remainder_over_z, Z_MAX, lambda z: z)
+    r_error = _worst(beta_entropy.LGAMMA_TERMS, _lgamma_remainder_times_y, Z_MAX, mpmath.sqrt)
+    t_error = _worst(beta_entropy.PSI_TERMS, _psi_remainder_over_z, Z_MAX, lambda z: z)
     assert r_error <= 5e-18 and t_error <= 8e-18, (r_error, t_error)
 
 

@@ -181,16 +181,14 @@ def test_decomposition_parts() -> None:
 
 
 def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) -> None:
-    import strategies.uncertainty as uncertainty
     from strategies import build_strategy
+    from strategies.balent import kernel
 
-    calls = []  # either entry point: the term alone, or with BalEnt's scores in the same pass
-    real, real_with_scores = uncertainty.posterior_term_parts, uncertainty.posterior_term_and_scores
-    monkeypatch.setattr(uncertainty, "posterior_term_parts",
-                        lambda mean, var, floored=False: calls.append(floored) or real(mean, var, floored=floored))
-    monkeypatch.setattr(uncertainty, "posterior_term_and_scores",
-                        lambda mean, var, h, floored=False: calls.append(floored)
-                        or real_with_scores(mean, var, h, floored=floored))
+    calls = []  # the kernel's one entry point: the term alone, or with BalEnt's scores
+    real = kernel.posterior_term_and_scores
+    monkeypatch.setattr(kernel, "posterior_term_and_scores",
+                        lambda mean, var, h=None, floored=False: calls.append(floored)
+                        or real(mean, var, h, floored=floored))
     post = PixelPosterior.from_samples(softmax_samples(5, (3, 4, 5), seed=2))
     exact = build_strategy("balent").score(post)
     parts = decomposition(post)  # the uncertainty record reuses BalEnt's S
@@ -205,9 +203,10 @@ def test_posterior_term_is_computed_once_per_posterior_and_floor(monkeypatch) ->
 @pytest.mark.parametrize("floored", [False, True])
 def test_posterior_term_does_not_depend_on_blocks_threads_or_compaction(monkeypatch,
                                                                        floored: bool) -> None:
-    """The CUDA setting (one block, one worker), small blocks on a thread pool, and evaluating only
-    the valid fits (gathered) or every class-pixel (masked) all give the same S."""
-    import strategies.posterior_term as pt
+    """The torch kernel: the CUDA setting (one block, one worker), small blocks on a thread pool,
+    and evaluating only the valid fits (gathered) or every class-pixel (masked) all give the same S."""
+    import strategies.balent.torch_kernel as pt
+    from strategies.balent import kernel
 
     probs = softmax_samples(6, (2, 7, 9, 11), seed=5, spread=0.5, scale=6.0)  # many tiny classes
     post = PixelPosterior.from_samples(probs.to(torch.float32))
@@ -217,7 +216,8 @@ def test_posterior_term_does_not_depend_on_blocks_threads_or_compaction(monkeypa
         monkeypatch.setattr(pt, "BLOCK_ELEMENTS", block)
         monkeypatch.setattr(pt, "COMPACT_BELOW", compact_below)
         monkeypatch.setattr(pt.torch, "get_num_threads", lambda threads=threads: threads)
-        results.append(posterior_term_parts(post.mean, post.variance, floored=floored))
+        with kernel.torch_kernel_only():
+            results.append(posterior_term_parts(post.mean, post.variance, floored=floored))
     for other in results[1:]:
         torch.testing.assert_close(other.finite, results[0].finite, rtol=1e-14, atol=0.0)
         assert torch.equal(other.saturated, results[0].saturated)

@@ -1,7 +1,7 @@
 /* BalEnt's posterior term S = sum_c min(0, p_c h_c) over a [C, P] block, and its acquisition value.
 
-   The same arithmetic as strategies/posterior_term.py (fit, the top class's complement, the
-   saturated and fitted flags) and strategies/beta_kernel.py (the entropy of Beta(1 + alpha, beta)
+   The same arithmetic as strategies/balent/torch_kernel.py (fit, the top class's complement, the
+   saturated and fitted flags) and beta_entropy.py (the entropy of Beta(1 + alpha, beta)
    by the shift-by-8 recurrences and Stirling's form, every logarithm gathered into one), in
    float64, written as short loops over chunks of pixels so that the compiler vectorises them: no
    branch, selects instead, and three changes that compiled loops allow:
@@ -9,8 +9,8 @@
        product of y P(x) over the three arguments (below 1e227 for every valid fit);
      - log and exp are evaluated here (exponent split + polynomial), so that they vectorise too;
      - W's square root is replaced by half the log of W^2.
-   The Python side (strategies/native_kernel.py) prepends, as macros, the constants that
-   strategies/posterior_term.py, beta_kernel.py and uncertainty.py own: FIT_FLOOR, FIT_TOLERANCE,
+   The Python side (strategies/balent/native_kernel.py) prepends, as macros, the constants that
+   strategies/balent/formula.py and beta_entropy.py own: FIT_FLOOR, FIT_TOLERANCE,
    SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS, LOG_2 and the coefficients of
    the remainders' polynomials, LGAMMA_C1..6 and PSI_C1..6. */
 #include <stdint.h>
@@ -80,7 +80,7 @@ static INLINE double exp_bounded(double d) {
 }
 
 /* y = x + 8, P(x) = x (x+1) ... (x+7) and P'(x) (so that D(x) = P'(x) / P(x)), as in
-   beta_kernel._shift_into: u = x (x + 7), P = u (u + 6) (u + 10) (u + 12). */
+   beta_entropy._shift_into: u = x (x + 7), P = u (u + 6) (u + 10) (u + 12). */
 static INLINE void shift_terms(double x, double *p, double *dp) {
     double u = x * (x + 7.0);
     double low = u * (u + 6.0);
@@ -91,7 +91,7 @@ static INLINE void shift_terms(double x, double *p, double *dp) {
 }
 
 /* sum_k C<k> z^(k-1) for k = 1..6, by Horner: the polynomials of lgamma's remainder
-   (C = LGAMMA_C) and psi's (C = PSI_C), beta_kernel.LGAMMA_TERMS and PSI_TERMS */
+   (C = LGAMMA_C) and psi's (C = PSI_C), beta_entropy.LGAMMA_TERMS and PSI_TERMS */
 #define SERIES6(z, C) (C##1 + (z) * (C##2 + (z) * (C##3 + (z) * (C##4 + (z) * (C##5 + (z) * C##6)))))
 
 static INLINE double lgamma_correction(double w, double z) {  /* r(y), w = 1/y, z = w^2 */
@@ -103,7 +103,7 @@ static INLINE double psi_correction(double z) {  /* t(y), z = 1/y^2 */
 }
 
 /* Entropies of Beta(1 + alpha, beta) for n <= CHUNK values (s = 1 + k, k = alpha + beta, all
-   positive), as in beta_kernel.beta_entropy_into; floored: log B(a, b) replaced by
+   positive), as in beta_entropy.beta_entropy_into; floored: log B(a, b) replaced by
    log(B(a, b) + 1e-32). In three loops over the chunk rather than one: each loop's chain of
    dependent operations (a division, a series, a logarithm) is short enough that the processor
    overlaps many iterations, where one long loop body left it waiting (~25% faster here).
@@ -153,7 +153,7 @@ static INLINE void beta_entropies(const double *restrict alpha, const double *re
         double v2 = v * v, v4 = v2 * v2, v8 = v4 * v4;
         w2_[j] = (v8 * v8 * x) * (v * x);
         if (floored) {
-            /* log B from the shifted Stirling form (beta_kernel._log_beta_function_into) */
+            /* log B from the shifted Stirling form (beta_entropy._log_beta_function_into) */
             double log_b = (ya - 0.5) * log_positive(ya * ws) + (yb - 0.5) * log_positive(yb * ws)
                            + (SHIFT - 0.5) * log_positive(ys) + (HALF_LOG_2PI - SHIFT)
                            + ra + rb - rs + log_positive(ipa * ipb * ps);
@@ -315,7 +315,7 @@ DEFINE_TOP_CLASS(float)
 DEFINE_TOP_CLASS(double)
 
 /* BalEnt's acquisition value from the posterior term's parts and the predictive entropy H, as
-   strategies.uncertainty computes it: BalEnt = (S + H) / (H + log 2), S = -inf where saturated;
+   strategies.balent.formula defines it: BalEnt = (S + H) / (H + log 2), S = -inf where saturated;
    1 / BalEnt where positive, BalEnt where negative, -inf where 0 or not finite. */
 static INLINE double acquisition(double finite, int saturated, double h) {
     double s = saturated ? -__builtin_inf() : finite;

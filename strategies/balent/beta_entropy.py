@@ -1,4 +1,4 @@
-"""The float64 kernel behind BalEnt: the differential entropy of Beta(1 + alpha, beta).
+"""The differential entropy of Beta(1 + alpha, beta) in float64, as eager torch evaluates it.
 
 h(a, b) = log B(a, b) - (a-1) psi(a) - (b-1) psi(b) + (a+b-2) psi(a+b), at a = 1 + alpha, b = beta,
 s = a + b = 1 + k (k = alpha + beta), evaluated with arithmetic, ONE sqrt and ONE log per value
@@ -28,7 +28,10 @@ worst (the D terms of large x, ~8 each). Worst error against a 40-digit evaluati
 beta in [1e-12, 1e9]: 4.2e-15 absolute (at a = 8.9, b = 7.9;
 tests/test_strategies/test_uncertainty.py).
 
-Written for eager torch on large flat float64 tensors: the three arguments are stacked into
+``beta_entropy`` is the public function; ``beta_entropy_into`` the form the torch kernel
+(``strategies.balent.torch_kernel``) calls on its blocks. The native kernel
+(``posterior_term.c``) evaluates the same formula with the same constants, which it takes from
+here. Written for eager torch on large flat float64 tensors: the three arguments are stacked into
 one ``[3, n]`` buffer so that each operation is one pass over all three, every function writes
 into buffers of a ``Workspace`` reused across blocks (a fresh multi-megabyte temporary costs more
 than the arithmetic done on it), and products are formed in pairs to keep the pass count down.
@@ -39,10 +42,12 @@ import math
 
 import torch
 
+from strategies.balent.formula import REF_BETA_FN_EPS
+
 SHIFT = 8  # the recurrence's shift; the code below forms P(x) in four pairs (x+i)(x+7-i)
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 HALF_LOG_2PI_E = HALF_LOG_2PI + 0.5
-LOG_REF_BETA_FN_EPS = math.log(1e-32)  # the public reference code adds 1e-32 to B(a, b)
+LOG_REF_BETA_FN_EPS = math.log(REF_BETA_FN_EPS)  # the public reference code adds 1e-32 to B(a, b)
 # r(y) = y^-1 * sum_k LGAMMA_TERMS[k] z^k and t(y) = z * sum_k PSI_TERMS[k] z^k, z = y^-2 <= 1/64:
 # the polynomials fitted to y r(y) and t(y) / z on [0, 1/64] (see the module's docstring)
 LGAMMA_TERMS = [0.0833333333333333, -0.002777777777606244, 0.0007936506649488252,
@@ -75,6 +80,26 @@ class Workspace:
         if value not in self._constants:
             self._constants[value] = torch.tensor(value, dtype=torch.float64, device=self.device)
         return self._constants[value]
+
+
+def beta_entropy(a: torch.Tensor, b: torch.Tensor, *, floored: bool = False) -> torch.Tensor:
+    """Differential entropy of Beta(a, b), computed in float64 (a, b > 0; broadcast together).
+
+    ``log B(a, b) - (a-1) psi(a) - (b-1) psi(b) + (a+b-2) psi(a+b)``, evaluated without the
+    cancellation of its large terms (see this module's docstring). With ``floored=True`` log B
+    is the reference code's floored ``log(B(a, b) + 1e-32)``. Callers mask invalid fits themselves.
+    """
+    a, b = torch.broadcast_tensors(a.to(torch.float64), b.to(torch.float64))
+    shape, n = a.shape, a.numel()
+    ws = Workspace(n, a.device)
+    x = ws("x", 3 * n).view(3, n)
+    x[0].copy_(a.reshape(-1))
+    x[1].copy_(b.reshape(-1))
+    torch.add(x[0], x[1], out=x[2])
+    alpha, k = torch.sub(x[0], 1.0), torch.sub(x[2], 1.0)
+    h = torch.empty(n, dtype=torch.float64, device=a.device)
+    beta_entropy_into(x, alpha, k, h, ws, floored)
+    return h.reshape(shape)
 
 
 def _polynomial_into(z: torch.Tensor, coefficients: list[float], out: torch.Tensor,

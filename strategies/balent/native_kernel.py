@@ -1,15 +1,16 @@
 """BalEnt's posterior term as compiled C (``posterior_term.c``), built on first use.
 
-The C code does on the CPU what ``strategies.posterior_term._posterior_term_block`` does with
-~200 passes of eager torch over memory: the fit, the top class's complement, the Beta entropies
-(``strategies.beta_kernel``'s formula) and the sum over classes, chunk by chunk of pixels,
+The C code does on the CPU what ``strategies.balent.torch_kernel`` does with ~200 passes of
+eager torch over memory: the fit, the top class's complement, the Beta entropies
+(``strategies.balent.beta_entropy``'s formula) and the sum over classes, chunk by chunk of pixels,
 vectorised by the compiler; and BalEnt's acquisition value from that term in one pass. It is built
 once per machine with the system's C compiler (the one that built mmcv) into a cache folder and
 loaded with ctypes. Built with OpenMP where the compiler has it, it spreads an image's blocks over
 torch's own OpenMP threads (the runtime torch loaded, shared by name), so that they work instead of
 spinning beside threads of ours; without OpenMP it runs on one thread. Where it cannot be built (no
 compiler), where it is switched off (``BENCHMARK_NATIVE_KERNEL=0``) and on a GPU, the torch code
-runs instead: same results to rounding (tests/test_strategies/test_native_kernel.py).
+runs instead (``strategies.balent.kernel`` decides): same results to rounding
+(tests/test_strategies/test_native_kernel.py).
 """
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ import subprocess
 import sysconfig
 import tempfile
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from strategies.balent import formula
+from strategies.balent.beta_entropy import HALF_LOG_2PI, LGAMMA_TERMS, LOG_REF_BETA_FN_EPS, PSI_TERMS, SHIFT
 
 SOURCE = Path(__file__).with_name("posterior_term.c")
 ENV_SWITCH = "BENCHMARK_NATIVE_KERNEL"  # "0": always the torch code
@@ -54,18 +57,15 @@ _state: dict[str, object] = {}
 
 
 def _source_text() -> str:
-    """The C source with the constants of ``strategies.posterior_term``, ``beta_kernel`` and
-    ``uncertainty`` (their one owner) prepended as macros."""
-    from strategies import beta_kernel, posterior_term, uncertainty  # they import this module
-
-    values = {name: getattr(posterior_term, name)
-              for name in ("FIT_FLOOR", "FIT_TOLERANCE", "SIMPLEX_TOLERANCE")}
-    values.update(SHIFT=float(beta_kernel.SHIFT), HALF_LOG_2PI=beta_kernel.HALF_LOG_2PI,
-                  LOG_REF_BETA_FN_EPS=beta_kernel.LOG_REF_BETA_FN_EPS, LOG_2=uncertainty.LOG_2)
-    values.update({f"LGAMMA_C{i}": c for i, c in enumerate(beta_kernel.LGAMMA_TERMS, 1)})
-    values.update({f"PSI_C{i}": c for i, c in enumerate(beta_kernel.PSI_TERMS, 1)})
-    if len(beta_kernel.LGAMMA_TERMS) != 6 or len(beta_kernel.PSI_TERMS) != 6:
-        raise RuntimeError("posterior_term.c evaluates 6-term remainders; beta_kernel has others")
+    """The C source with the constants of ``strategies.balent.formula`` and ``beta_entropy``
+    (their one owner) prepended as macros."""
+    values = {name: getattr(formula, name)
+              for name in ("FIT_FLOOR", "FIT_TOLERANCE", "SIMPLEX_TOLERANCE", "LOG_2")}
+    values.update(SHIFT=float(SHIFT), HALF_LOG_2PI=HALF_LOG_2PI, LOG_REF_BETA_FN_EPS=LOG_REF_BETA_FN_EPS)
+    values.update({f"LGAMMA_C{i}": c for i, c in enumerate(LGAMMA_TERMS, 1)})
+    values.update({f"PSI_C{i}": c for i, c in enumerate(PSI_TERMS, 1)})
+    if len(LGAMMA_TERMS) != 6 or len(PSI_TERMS) != 6:
+        raise RuntimeError("posterior_term.c evaluates 6-term remainders; beta_entropy has others")
     macros = [f"#define {name} ({float(value)!r})" for name, value in values.items()]
     return "\n".join(macros) + "\n" + SOURCE.read_text()
 
@@ -178,21 +178,9 @@ def unavailable_reason() -> str | None:
     return _state.get("reason")  # type: ignore[return-value]
 
 
-def usable_for(mean: torch.Tensor) -> bool:
-    """Whether the kernel can take these statistics (CPU, float32 or float64, not switched off)."""
-    return (not _state.get("forced_off") and mean.device.type == "cpu" and mean.dtype in DTYPES
-            and library() is not None)
-
-
-@contextmanager
-def torch_kernel_only():
-    """Within this block BalEnt's posterior term runs the torch code (for comparisons)."""
-    previous = _state.get("forced_off", False)
-    _state["forced_off"] = True
-    try:
-        yield
-    finally:
-        _state["forced_off"] = previous
+def takes(mean: torch.Tensor) -> bool:
+    """Whether the kernel can take these statistics (CPU, float32 or float64, built)."""
+    return mean.device.type == "cpu" and mean.dtype in DTYPES and library() is not None
 
 
 def parallel() -> bool:
@@ -201,12 +189,9 @@ def parallel() -> bool:
 
 
 def describe() -> str:
-    """One line for reports: which implementation computes BalEnt's posterior term on a CPU."""
-    reason = unavailable_reason()
-    if reason is not None:
-        return f"torch kernel (fused C kernel unavailable: {reason})"
+    """One line for reports: the built kernel and its threads (None where it is unavailable)."""
     threads = "torch's OpenMP threads" if parallel() else "one thread (built without OpenMP)"
-    return f"fused C kernel (strategies/posterior_term.c) on {threads}"
+    return f"fused C kernel (strategies/balent/posterior_term.c) on {threads}"
 
 
 def posterior_term_images(mean: torch.Tensor, var: torch.Tensor, floored: bool, finite: torch.Tensor,
@@ -243,9 +228,9 @@ def beta_entropy(alpha: torch.Tensor, beta: torch.Tensor, *, floored: bool = Fal
 def balent_acquisition(finite: torch.Tensor, saturated: torch.Tensor,
                        predictive_entropy: torch.Tensor) -> torch.Tensor | None:
     """BalEnt's acquisition values (float64, the shape of ``finite``) from a ``PosteriorTerm``'s
-    parts and H in one pass, as ``strategies.uncertainty`` defines them; None where this kernel
-    cannot take the inputs (not on the CPU, H neither float32 nor float64, unavailable)."""
-    if not (usable_for(predictive_entropy) and finite.device.type == "cpu"
+    parts and H in one pass, as ``strategies.balent.formula`` defines them; None where this
+    kernel cannot take the inputs (not on the CPU, H neither float32 nor float64, unavailable)."""
+    if not (takes(predictive_entropy) and finite.device.type == "cpu"
             and finite.shape == predictive_entropy.shape == saturated.shape):
         return None
     finite, saturated = finite.contiguous(), saturated.contiguous()
