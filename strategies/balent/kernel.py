@@ -1,12 +1,15 @@
 """BalEnt's posterior term from one entry point, whichever kernel computes it.
 
 Two kernels compute the parts of S (``formula.PosteriorTerm``) for ``[..., C, H, W]`` statistics:
-the native kernel (``native_kernel``: compiled, one fused pass, on a CPU) and the torch kernel
+the native kernel (``native_kernel``: compiled C++, one fused pass, on a CPU) and the torch kernel
 (``torch_kernel``: eager torch, any device, the reference). ``posterior_term_and_scores`` is the
 one place that chooses: the native kernel wherever it takes the statistics (CPU, float32 or
 float64, available), the torch kernel elsewhere (a GPU, another dtype, no compiler, switched
-off, or within ``torch_kernel_only()``). Both give the same values to rounding
-(tests/test_strategies/test_native_kernel.py), so results do not depend on which one ran.
+off, or within ``torch_kernel_only()``). Whether the native kernel is available is settled once
+per process, by ``prepare()`` (the harness calls it before its first cycle, so that neither a
+build nor a load falls into a timed scoring; without it, the first use settles it). Both kernels
+give the same values to rounding (tests/test_strategies/test_native_kernel.py), so results do not
+depend on which one ran; ``scoring_backend()`` records which one did.
 
 Saturation: a class with an invalid fit contributes 0 to S, except in one case. When the
 dominant class (mean p > 1/2, complement q) has p q <= 1e-9, its clamped variance 1e-9 exceeds
@@ -51,12 +54,37 @@ def torch_kernel_only():
         _forced_torch[0] = previous
 
 
+def prepare() -> bool:
+    """Settle this process's kernel now: build the native kernel if this machine has not yet
+    (once, whatever the number of processes starting together), load it; a warning where it is
+    unavailable. True when the native kernel is available. Call it before any timed scoring."""
+    return native_kernel.prepare()
+
+
 def describe() -> str:
     """One line for reports: which kernel computes BalEnt's posterior term on a CPU."""
     reason = native_kernel.unavailable_reason()
     if reason is not None:
-        return f"torch kernel (fused C kernel unavailable: {reason})"
+        return f"torch kernel (native kernel unavailable: {reason})"
     return native_kernel.describe()
+
+
+def scoring_backend(device: torch.device | str = "cpu") -> dict[str, str | None]:
+    """Which kernel scores BalEnt on ``device``, for a run's config.json: ``balent_kernel``
+    ("native" or "torch"), ``balent_kernel_isa`` (the instruction set the native kernel runs),
+    ``balent_kernel_build`` (its build: flags, compiler, torch, the build's name) and
+    ``balent_kernel_why_torch`` (why the torch kernel runs); the fields that do not apply are None."""
+    on_cpu = torch.device(device).type == "cpu"
+    info = native_kernel.build() if on_cpu else None
+    if info is None:
+        why = native_kernel.unavailable_reason() if on_cpu else f"{torch.device(device).type}: the torch kernel's device"
+        return dict(balent_kernel="torch", balent_kernel_isa=None, balent_kernel_build=None,
+                    balent_kernel_why_torch=why)
+    threads = "torch's threads (OpenMP)" if info["parallel"] else "one thread (no OpenMP)"
+    return dict(balent_kernel="native", balent_kernel_isa=f"{info['isa']} (of {', '.join(info['isas'])})",
+                balent_kernel_build=f"{info['name']}: {info['flags']}; {threads}; {info['compiler']}; "
+                                    f"torch {info['torch']}",
+                balent_kernel_why_torch=None)
 
 
 def posterior_term_and_scores(mean: torch.Tensor, var: torch.Tensor,
@@ -74,18 +102,16 @@ def posterior_term_and_scores(mean: torch.Tensor, var: torch.Tensor,
     spatial = mean.shape[:-3] + mean.shape[-2:]
     mean3 = mean.reshape(-1, c, mean.shape[-2] * mean.shape[-1])  # [B, C, P]
     var3 = var.reshape(mean3.shape)
-    finite = torch.empty(mean3.shape[0], mean3.shape[2], dtype=torch.float64, device=mean.device)
-    saturated = torch.empty(finite.shape, dtype=torch.bool, device=mean.device)
-    fitted = torch.empty_like(saturated)
     scores = None
     if var.dtype == mean.dtype and usable_for(mean):
         fused = (entropy is not None and entropy.dtype == mean.dtype and entropy.shape == spatial)
-        h = entropy.reshape(finite.shape).contiguous() if fused else None
-        scores = torch.empty_like(finite) if fused else None
-        native_kernel.posterior_term_images(mean3.contiguous(), var3.contiguous(), floored, finite,
-                                            saturated, fitted, torch.get_num_threads(),
-                                            NATIVE_BLOCK_PIXELS, h, scores)
+        h = entropy.reshape(mean3.shape[0], mean3.shape[2]).contiguous() if fused else None
+        finite, saturated, fitted, scores = native_kernel.posterior_term_images(
+            mean3.contiguous(), var3.contiguous(), floored, NATIVE_BLOCK_PIXELS, h)
     else:
+        finite = torch.empty(mean3.shape[0], mean3.shape[2], dtype=torch.float64, device=mean.device)
+        saturated = torch.empty(finite.shape, dtype=torch.bool, device=mean.device)
+        fitted = torch.empty_like(saturated)
         torch_kernel.posterior_term_images(mean3, var3, floored, finite, saturated, fitted)
     term = PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted)))
     if scores is not None:

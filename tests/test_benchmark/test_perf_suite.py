@@ -73,10 +73,10 @@ def test_gpu_check_runs_its_pieces_on_the_cpu_at_tiny_sizes(run_cli):
 
 
 def test_tiny_suite_compares_the_two_kernels_scores(tiny_run):
-    """Where the fused kernel runs, section 2 prints how its BalEnt scores agree with the torch
+    """Where the native kernel runs, section 2 prints how its BalEnt scores agree with the torch
     kernel's: on these posteriors, the same top 1% and the same -inf pixels."""
     text = " ".join(tiny_run.stdout.split())
-    if "fused C kernel (strategies/balent/posterior_term.c)" not in text:
-        pytest.skip("the fused kernel is unavailable here")
+    if "native C++ kernel (strategies/balent/posterior_term.cpp" not in text:
+        pytest.skip("the native kernel is unavailable here")
     agreements = re.findall(r"top-1% overlap (\d+)%, same -inf pixels: (\w+)", text)
     assert len(agreements) == 2 and all(a == ("100", "yes") for a in agreements), agreements

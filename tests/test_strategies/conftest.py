@@ -27,21 +27,21 @@ def softmax_samples(m: int, shape: tuple[int, ...], seed: int, *, spread: float 
 
 
 def require_native_kernel() -> None:
-    """Skip where the machine has no C compiler (or the kernel is switched off); any other reason
-    the fused kernel is unavailable (it failed to build) is a failure."""
+    """Skip where the machine has no C++ compiler (or the kernel is switched off); any other reason
+    the native kernel is unavailable (it failed to build) is a failure."""
     from strategies.balent import native_kernel
 
     reason = native_kernel.unavailable_reason()
     if reason is None:
         return
-    if reason.startswith(("no C compiler", "switched off")):
-        pytest.skip(f"BalEnt's fused C kernel: {reason}")
-    pytest.fail(f"BalEnt's fused C kernel is unavailable: {reason}")
+    if reason.startswith(("no C++ compiler", "switched off")):
+        pytest.skip(f"BalEnt's native kernel: {reason}")
+    pytest.fail(f"BalEnt's native kernel is unavailable: {reason}")
 
 
 @pytest.fixture(params=["native", "torch"])
 def posterior_kernel(request) -> str:
-    """Runs a test with BalEnt's posterior term from the fused C kernel and from the torch code."""
+    """Runs a test with BalEnt's posterior term from the native kernel and from the torch kernel."""
     from strategies.balent import kernel
 
     if request.param == "native":

@@ -1,7 +1,7 @@
 """The fitted polynomials behind BalEnt's Beta entropy, derived again from their definitions.
 
 ``strategies.balent.beta_entropy.LGAMMA_TERMS`` and ``PSI_TERMS`` (lgamma's and psi's remainders after
-Stirling's form, y >= 8) and the logarithm's polynomial in ``strategies/balent/posterior_term.c``
+Stirling's form, y >= 8) and the logarithm's polynomial in ``strategies/balent/posterior_term_kernel.h``
 (``LOG_A1..7``) are Chebyshev interpolants of 50-digit values on their intervals. This file
 fits them again with mpmath, checks that the stored constants are those fits, and measures each
 one's worst error on a dense grid against the bound the code's comments state.
@@ -9,7 +9,6 @@ one's worst error on a dense grid against the bound the code's comments state.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ mpmath = pytest.importorskip("mpmath")
 
 Z_MAX = 1.0 / beta_entropy.SHIFT ** 2  # z = 1/y^2 for y >= SHIFT
 F_MAX = (2 ** 0.5 - 1) / (2 ** 0.5 + 1)  # |f| of the log's reduced argument
-C_SOURCE = Path(native_kernel.__file__).with_name("posterior_term.c")
+C_SOURCE = native_kernel.KERNEL
 
 
 def _lgamma_remainder_times_y(z):
@@ -97,15 +96,14 @@ def test_the_log_polynomial_is_within_its_stated_error() -> None:
 
 
 def test_the_compiled_log_matches_the_40_digit_log() -> None:
-    """The C kernel's own logarithm, over 300 decades, every mantissa range and next to 1, within
+    """The native kernel's own logarithm, over 300 decades, every mantissa range and next to 1, within
     2 units of rounding (2^-52) relative (the worst, 1.5 units next to 1, is the rounding of f;
     the series to f^19 it replaced had the same)."""
     require_native_kernel()
     x = torch.cat([torch.logspace(-150, 150, 3001, dtype=torch.float64),
                    torch.linspace(0.5, 2.0, 3001, dtype=torch.float64),
                    1.0 + torch.logspace(-15, -1, 200, dtype=torch.float64)])
-    out = torch.empty_like(x)
-    native_kernel.library().log_positive_float64(x.data_ptr(), x.numel(), out.data_ptr())
+    out = native_kernel.log_positive(x)
     with mpmath.workdps(40):
         exact = [float(mpmath.log(mpmath.mpf(v))) for v in x.tolist()]
     exact = torch.tensor(exact, dtype=torch.float64)

@@ -1,20 +1,25 @@
-/* BalEnt's posterior term S = sum_c min(0, p_c h_c) over a [C, P] block, and its acquisition value.
+/* BalEnt's posterior term S = sum_c min(0, p_c h_c) over a [C, P] block, and its acquisition value:
+   the arithmetic of the native kernel. posterior_term.cpp includes this file once per instruction
+   set, inside a namespace of its own, with LANES (doubles per vector register) set and the
+   compiler's target set for that instruction set; it holds no state and no torch.
 
    The same arithmetic as strategies/balent/torch_kernel.py (fit, the top class's complement, the
-   saturated and fitted flags) and beta_entropy.py (the entropy of Beta(1 + alpha, beta)
-   by the shift-by-8 recurrences and Stirling's form, every logarithm gathered into one), in
-   float64, written as short loops over chunks of pixels so that the compiler vectorises them: no
-   branch, selects instead, and three changes that compiled loops allow:
+   saturated and fitted flags) and beta_entropy.py (the entropy of Beta(1 + alpha, beta) by the
+   shift-by-8 recurrences and Stirling's form, every logarithm gathered into one), in float64,
+   written as short loops over chunks of pixels so that the compiler vectorises them: no branch,
+   selects instead, and three changes that compiled loops allow:
      - the six reciprocals (1/y and 1/P(x) for x in a, b, s) come from ONE division of the
        product of y P(x) over the three arguments (below 1e227 for every valid fit);
      - log and exp are evaluated here (exponent split + polynomial), so that they vectorise too;
      - W's square root is replaced by half the log of W^2.
-   The Python side (strategies/balent/native_kernel.py) prepends, as macros, the constants that
-   strategies/balent/formula.py and beta_entropy.py own: FIT_FLOOR, FIT_TOLERANCE,
-   SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS, LOG_2 and the coefficients of
-   the remainders' polynomials, LGAMMA_C1..6 and PSI_C1..6. */
-#include <stdint.h>
-#include <string.h>
+   Built with -ffp-contract=off and no fast-math, every operation is rounded as written, so every
+   instruction set gives the same bits. strategies/balent/native_kernel.py passes, as -D flags,
+   the constants that strategies/balent/formula.py and beta_entropy.py own: FIT_FLOOR,
+   FIT_TOLERANCE, SIMPLEX_TOLERANCE, SHIFT, HALF_LOG_2PI, LOG_REF_BETA_FN_EPS, LOG_2 and the
+   coefficients of the remainders' polynomials, LGAMMA_C1..6 and PSI_C1..6. */
+#ifndef LANES  /* doubles per vector register: posterior_term.cpp sets it for each target */
+#define LANES 2  /* SSE2 and NEON, what every x86-64 and aarch64 runs */
+#endif
 
 #define CHUNK 128
 #define HALF_LOG_2PI_E (HALF_LOG_2PI + 0.5)
@@ -108,10 +113,10 @@ static INLINE double psi_correction(double z) {  /* t(y), z = 1/y^2 */
    dependent operations (a division, a series, a logarithm) is short enough that the processor
    overlaps many iterations, where one long loop body left it waiting (~25% faster here).
    With weight (not NULL): h_out is scratch, and sum += min(0, weight h) instead. */
-static INLINE void beta_entropies(const double *restrict alpha, const double *restrict beta,
-                                  const double *restrict k, int64_t n, int floored,
-                                  double *restrict h_out, const double *restrict weight,
-                                  double *restrict sum) {
+static INLINE void beta_entropies(const double *__restrict__ alpha, const double *__restrict__ beta,
+                                  const double *__restrict__ k, int64_t n, int floored,
+                                  double *__restrict__ h_out, const double *__restrict__ weight,
+                                  double *__restrict__ sum) {
     double ya_[CHUNK], yb_[CHUNK], ys_[CHUNK], pa_[CHUNK], pb_[CHUNK], ps_[CHUNK];
     double dpa_[CHUNK], dpb_[CHUNK], dps_[CHUNK], ia_[CHUNK], ib_[CHUNK], is_[CHUNK];
     double w2_[CHUNK];
@@ -180,11 +185,11 @@ static INLINE void beta_entropies(const double *restrict alpha, const double *re
 /* One class over a chunk of n <= CHUNK pixels: adds its contribution to sum and sets the flags.
    Where this class is the pixel's top class (top[j] == cd), its mean and complement are
    top_p[j] and top_q[j] (see top_class), and top_dominant[j] says whether top_p[j] > 1/2. */
-static INLINE void class_row(const double *restrict pm, const double *restrict vm, int64_t n,
-                             double cd, const double *restrict top, const double *restrict top_p,
-                             const double *restrict top_q, const double *restrict top_dominant,
-                             int floored, double *restrict sum, double *restrict sat,
-                             double *restrict fit) {
+static INLINE void class_row(const double *__restrict__ pm, const double *__restrict__ vm, int64_t n,
+                             double cd, const double *__restrict__ top, const double *__restrict__ top_p,
+                             const double *__restrict__ top_q, const double *__restrict__ top_dominant,
+                             int floored, double *__restrict__ sum, double *__restrict__ sat,
+                             double *__restrict__ fit) {
     double alpha[CHUNK], beta[CHUNK], k[CHUNK], p_fit[CHUNK], h[CHUNK];
 #pragma GCC ivdep
     for (int64_t j = 0; j < n; j++) {
@@ -233,14 +238,8 @@ static void class_row_floored(const double *pm, const double *vm, int64_t n, dou
    class that loses the lead moves its mean into it: no cancellation). Where the means sum to 1
    within SIMPLEX_TOLERANCE the top class's complement is "others" and its mean 1 - others, so
    that they sum to 1 exactly; elsewhere its mean and 1 - mean. top: the index (as a double), -1
-   where a mean is NaN (no top class); dominant: 1 where the top class's mean is above 1/2. */
-#if defined(__AVX512F__)
-#define LANES 8  /* doubles per vector register */
-#elif defined(__AVX__)
-#define LANES 4
-#else
-#define LANES 2
-#endif
+   where a mean is NaN (no top class); dominant: 1 where the top class's mean is above 1/2.
+   LANES: 8 for AVX-512, 4 for AVX2, 2 for SSE2 and NEON. */
 #define TOP_VECTORS 4  /* vectors of pixels in flight together: their dependency chains overlap */
 #define TOP_PIXELS (LANES * TOP_VECTORS)
 typedef double vd __attribute__((vector_size(8 * LANES)));
@@ -369,41 +368,6 @@ static void NAME(const T *mean, const T *var, int64_t n_classes, int64_t n_pixel
 
 DEFINE_POSTERIOR_TERM(posterior_term_float32, float)
 DEFINE_POSTERIOR_TERM(posterior_term_float64, double)
-
-/* Whether this build runs posterior_term_images_* on several threads (built with OpenMP). It
-   then shares the OpenMP runtime torch has loaded (libgomp.so.1 by its name): torch's worker
-   threads, which spin for a while after each torch operation, take the blocks here instead of
-   competing with threads of our own for the cores. */
-int posterior_term_parallel(void) {
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-/* posterior_term_* over n_images contiguous [C, P] images (out: [n_images, P] each; entropy and
-   scores NULL or [n_images, P]), in blocks of `block` pixels shared among `threads` threads (one
-   thread without OpenMP). */
-#define DEFINE_POSTERIOR_TERM_IMAGES(NAME, ONE, T)                                              \
-void NAME(const T *mean, const T *var, int64_t n_images, int64_t n_classes, int64_t n_pixels,   \
-          int64_t block, int floored, int threads, double *finite, uint8_t *saturated,          \
-          uint8_t *fitted, const T *entropy, double *scores) {                                  \
-    int64_t per_image = (n_pixels + block - 1) / block, jobs = n_images * per_image;            \
-    (void)threads;                                                                              \
-    _Pragma("omp parallel for num_threads(threads) schedule(static) if(threads > 1 && jobs > 1)") \
-    for (int64_t job = 0; job < jobs; job++) {                                                  \
-        int64_t image = job / per_image, start = (job % per_image) * block;                     \
-        int64_t stop = start + block < n_pixels ? start + block : n_pixels;                     \
-        int64_t source = image * n_classes * n_pixels + start, target = image * n_pixels + start; \
-        ONE(mean + source, var + source, n_classes, stop - start, n_pixels, floored,             \
-            finite + target, saturated + target, fitted + target,                               \
-            entropy ? entropy + target : NULL, entropy ? scores + target : NULL);               \
-    }                                                                                           \
-}
-
-DEFINE_POSTERIOR_TERM_IMAGES(posterior_term_images_float32, posterior_term_float32, float)
-DEFINE_POSTERIOR_TERM_IMAGES(posterior_term_images_float64, posterior_term_float64, double)
 
 /* The entropy of Beta(1 + alpha, beta) elementwise (k = alpha + beta): the kernel above on its
    own, for the tests against the 40-digit reference. */
