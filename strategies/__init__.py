@@ -7,7 +7,13 @@
     picks = build_selector("topn").select(scores, labelled, n=5, generator=g)  # [k, 2] (y, x)
 
 ``select_top_n(scores, labelled, n, g)`` is the ``topn`` selector as a function.
+
+A harness calls ``prepare_kernels()`` once per process before its first timed scoring (it builds
+BalEnt's native kernel if this machine has not yet, and loads it) and records
+``scoring_backend(device)`` (which kernel scores BalEnt, and its build) with each run.
 """
+from strategies.balent.kernel import prepare as prepare_kernels
+from strategies.balent.kernel import scoring_backend
 from strategies.plugins import PluginWarning, SelectorPluginWarning, StrategyPluginWarning, describe
 from strategies.posterior import PixelPosterior, PosteriorAccumulator
 from strategies.protocol import Strategy, min_mc_samples, needs_samples
@@ -38,5 +44,6 @@ __all__ = [
     "SelectorPluginWarning", "SelectorRegistry", "Strategy", "StrategyPluginWarning",
     "StrategyRegistry", "UnknownPluginError", "UnknownSelectorError", "UnknownStrategyError",
     "build_selector", "build_strategy", "describe", "describe_selectors", "describe_strategies",
-    "load_all_entry_points", "load_entry_points", "min_mc_samples", "needs_samples", "select_top_n",
+    "load_all_entry_points", "load_entry_points", "min_mc_samples", "needs_samples", "prepare_kernels",
+    "scoring_backend", "select_top_n",
 ]
