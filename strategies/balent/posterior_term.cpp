@@ -3,7 +3,7 @@
 // Built by strategies/balent/native_kernel.py with torch.utils.cpp_extension (ninja, a file lock,
 // a build folder per source, flags, compiler and torch version), loaded with
 // torch.ops.load_library. The arithmetic is posterior_term_kernel.h, compiled here once per
-// instruction set (x86-64: AVX-512, AVX2, SSE2; elsewhere the compiler's default) with
+// instruction set (x86-64 with GCC: AVX-512, AVX2, SSE2; elsewhere the compiler's default) with
 // -ffp-contract=off, so every one gives the same bits; the best one the CPU runs is chosen at
 // run time (isa_named), and an operator's `isa` argument can name another (the tests compare them).
 // An image's blocks of pixels run on torch's own intra-op threads (at::parallel_for).
@@ -20,7 +20,7 @@
 #include <string>
 #include <tuple>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)  // GCC's target pragmas
 #define BALENT_X86 1
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,avx512cd,avx2,fma,bmi,bmi2,lzcnt,popcnt,f16c,movbe")
