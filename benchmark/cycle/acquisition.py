@@ -58,11 +58,14 @@ def pool_batches(data, batch_size: int, ranks: bool):
 
 
 def acquire(model, data, store, strategy, selector, spec, cycle: int,
-            void_mask: Callable[[int], torch.Tensor] | None = None) -> Acquisition:
+            void_mask: Callable[[int], torch.Tensor] | None = None, region_selection=None) -> Acquisition:
     """MC inference over the pool, scores, per-image clicks, the pool's uncertainty record.
 
     ``void_mask(image_id)`` (bool [H, W]), when given, marks pixels the selection passes over at
     no cost (``--void-clicks skip``); labelled pixels are always passed over.
+    ``region_selection(image_id, selector, scores, excluded, n, generator)``, when given, picks
+    whole regions instead (``--unit superpixel``: benchmark.cycle.query_units); the picks are then
+    the regions' pixels.
     """
     device = spec.device
     keep = needs_samples(strategy)
@@ -83,7 +86,10 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
             with stage(stages, "scoring", device):
                 scores = strategy.score(post, generator=select)
             with stage(stages, "selection", device):
-                out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
+                n = spec.queries_per_image
+                picks = (selector.select(scores, excluded, n, select) if region_selection is None else
+                         region_selection(image_id, selector, scores, excluded, n, select))
+                out.picks[image_id] = picks.cpu().numpy()
             with stage(stages, "record", device):
                 target = PoolRecord(spec.record_pixels) if ranks else record
                 target.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
