@@ -64,19 +64,23 @@ def print_leaderboard(frame: pd.DataFrame, console=None, settings: pd.DataFrame 
         ref = f"supervised reference mIoU {sup:.2f}" if pd.notna(sup) else "no supervised reference"
         caption = _caption(block, settings_line(settings, dataset, model))
         table = Table(title=f"{dataset} / {model} ({ref})", caption=caption, caption_justify="left")
+        by_cost = bool("unit" in block and (block["unit"] != "pixel").any())  # units compared: at equal cost
         for name, justify in [("rank", "right"), ("strategy", "left"), ("seeds", "right"),
                               ("AULC (mIoU %)", "right"), ("final mIoU", "right"), ("% of sup.", "right"),
-                              ("void clicks", "right"), (f"{TIED_MARKER} best", "center")]:
+                              ("void clicks", "right"), (f"{TIED_MARKER} best", "center")] + \
+                [("AULC by cost", "right")] * by_cost:
             table.add_column(name, justify=justify)
         for row in block.itertuples(index=False):
+            unit = getattr(row, "unit", "pixel")
+            by_cost_cell = [_cell(row.aulc_cost_mean, row.aulc_cost_ci95, row.n_seeds)] if by_cost else []
             seeds = str(row.n_seeds) if row.n_seeds > 1 else ONE_SEED_NOTE  # instead of a fake interval
             tied = _tied_cell(row.rank, row.tied_with_best)
             void = f"{100 * row.void_share:.1f}%" if pd.notna(row.void_share) else "n/a"
-            table.add_row(str(row.rank), arm_label(row.strategy, row.selection), seeds,
+            table.add_row(str(row.rank), arm_label(row.strategy, row.selection, unit), seeds,
                           _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
                           _cell(row.final_miou_mean, row.final_miou_ci95, row.n_seeds),
                           _cell(row.pct_of_supervised, row.pct_of_supervised_ci95, row.n_seeds, 1), void, tied,
-                          style="bold" if tied in ("best", TIED_MARKER) else None)
+                          *by_cost_cell, style="bold" if tied in ("best", TIED_MARKER) else None)
         console.print(table)
 
 
@@ -93,6 +97,10 @@ def _caption(block: pd.DataFrame, settings: str) -> str:
         lines.append("? = fewer than 2 seeds shared with the best, no test.")
     if (block["n_seeds"] < 2).any():
         lines.append(f"{ONE_SEED_NOTE}: the value of the single seed; run more seeds for an interval.")
+    if "unit" in block and (block["unit"] != "pixel").any():
+        lines.append(f"Units differ in what a labelled pixel costs: compare them by AULC by cost (mIoU against "
+                     f"cumulative cost over {block['cost_span_start'].min():g}-{block['cost_span_end'].min():g} cost "
+                     "units, the span every ranked run covers); @ superpixel = a region's dominant class per query.")
     if settings:
         lines.append(settings)
     return "\n".join(lines)
