@@ -81,7 +81,8 @@ def test_leaderboard_command_rebuilds_and_prints_the_table(cli, reference):
 def test_plot_command_writes_valid_figures(cli, reference):
     proc = cli("plot", "--results", reference)
     figures = sorted((reference / "figures").glob("*.png"))
-    assert [p.name for p in figures] == ["learning_curves_synthetic_deeplabv3plus.png",
+    assert [p.name for p in figures] == ["cost_curves_synthetic_deeplabv3plus.png",
+                                         "learning_curves_synthetic_deeplabv3plus.png",
                                          "query_diagnostics_synthetic_deeplabv3plus.png",
                                          "uncertainty_decomposition_synthetic_deeplabv3plus.png",
                                          "uncertainty_maps_synthetic_deeplabv3plus_cycle1.png"]
