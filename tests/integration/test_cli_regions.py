@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from benchmark.records.schema import TIMING_COLUMNS
-from tests.fixtures.native_layouts import make_camvid
+from tests.fixtures.native_layouts import make_camvid, write_tiny_preset
 
 pytestmark = pytest.mark.integration
 
@@ -123,8 +123,9 @@ def test_region_queries_round_trip_through_an_annotator(run_cli, both_units, tmp
 def test_a_real_layout_with_void_runs_region_queries(run_cli, tmp_path):
     root = make_camvid(tmp_path / "data", n_train=3, n_val=2)
     out = tmp_path / "out"
-    run_cli("run", "--dataset", "camvid", "--data-root", root, "--strategy", "bald", "--unit", "superpixel",
-            "--out", out, "--cycles", "2", "--train-iters", "2", "--mc-samples", "2", "--pixels-per-image", "4",
+    preset = write_tiny_preset(tmp_path / "tiny_camvid.py", "camvid")  # the paper preset, CPU-sized model and crops
+    run_cli("run", "--dataset", "camvid", "--data-root", root, "--preset", preset, "--strategy", "bald",
+            "--unit", "superpixel", "--out", out, "--cycles", "2", "--train-iters", "2", "--mc-samples", "2", "--pixels-per-image", "4",
             "--seeds", "0", "--map-images", "0", "--batch-size", "2", "--no-supervised")
     cycles = pd.read_csv(out / "cycles.csv").set_index("cycle")
     assert cycles.loc[1, "cumulative_cost"] == 24.0 and cycles.loc[1, "queries"] == 24
