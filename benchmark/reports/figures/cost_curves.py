@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from benchmark.records.schema import SUPERVISED
 from benchmark.reports.figures.common import plt, save, style, supervised_line
@@ -45,6 +46,11 @@ def cost_curves(block: pd.DataFrame, board: pd.DataFrame, path: Path) -> Path:
         if pd.notna(start) and pd.notna(end) and end > start:
             ax.axvspan(start, end, color="0.5", alpha=0.06, lw=0)
     ax.set_xscale("log")
+    positions = sorted({float(f"{c:.4g}") for c in stats["cost"] if c > 0})
+    if 1 < len(positions) <= 12:  # a tick at each cycle's cost (shared by the units at equal cost)
+        ax.xaxis.set_major_locator(FixedLocator(positions))
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:,.0f}"))
     ax.set_xlabel("cumulative annotation cost, cost units over the pool (log scale; shaded: the span of AULC by cost)")
     ax.set_ylabel("mIoU (%)")
     ax.grid(True, which="major", alpha=0.3)
