@@ -12,6 +12,7 @@ Preset keys, all optional (defaults: ``benchmark.config.modes``)::
 """
 from __future__ import annotations
 
+import importlib.util
 import numbers
 
 from benchmark.config.modes import (
@@ -46,6 +47,9 @@ def resolve_units(text: str | None, al) -> list[str]:
 
 def superpixel_settings(args, al) -> dict:
     """The superpixel unit's settings: the preset's over the defaults, ``--region-aggregation`` last."""
+    if importlib.util.find_spec("skimage") is None:
+        raise UsageError("--unit superpixel needs scikit-image (its SLIC and Felzenszwalb superpixels): "
+                         "pip install scikit-image")
     given = dict(al.get("superpixels", {}))
     unknown = sorted(set(given) - set(DEFAULT_SUPERPIXELS))
     if unknown:
