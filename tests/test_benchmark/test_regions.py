@@ -304,3 +304,54 @@ def test_the_unit_is_part_of_the_run_not_of_cycle_zero(tmp_path):
     check_existing([pixel], resume=True, overwrite=False)
     with pytest.raises(UsageError, match="budget_per_image"):
         check_existing([replace(pixel, budget_per_image=7.0)], resume=True, overwrite=False)
+
+
+# -- region queries for annotators ----------------------------------------------------------------
+@pytest.fixture
+def region_run(tmp_path):
+    """A run whose cycle-1 queries are two pending regions of image 0 (3 and 2 pixels)."""
+    from benchmark.records.run_folder import RunFolder
+
+    results = tmp_path / "results"
+    run = RunFolder(results / "runs" / "toy__fpn__bald__superpixel__seed0")
+    run.write_config(dict(classes=["road", "sky", "car"]))
+    pd.DataFrame(dict(image_id=[0], img_path=["/d/a.png"], seg_path=["/d/a_seg.png"], height=[4], width=[5])
+                 ).to_csv(run.path / "images.csv", index=False)
+    pixels = [(0, 0, 0, 0, 1), (1, 0, 1, 1, -1), (1, 0, 1, 2, -1), (1, 0, 2, 1, -1), (1, 0, 3, 4, -1), (1, 0, 3, 3, -1)]
+    pd.DataFrame(pixels, columns=["cycle", "image_id", "y", "x", "label"]).to_csv(run.path / "selections.csv", index=False)
+    ledger = pd.DataFrame([(1, 0, 7, 1, 1, 3), (1, 0, 9, 3, 4, 2)], columns=["cycle", "image_id", "region", "y", "x", "pixels"])
+    run.write_region_queries(ledger, 1, dict(image_id=np.zeros(5, np.int64), region=np.array([7, 7, 7, 9, 9]),
+                                             y=np.array([1, 1, 2, 3, 3]), x=np.array([1, 2, 1, 4, 3])))
+    pd.DataFrame([dict(dataset="toy", model="fpn", strategy="bald", seed=0, cycle=0, miou=1.0)]
+                 ).to_csv(run.path / "cycles.csv", index=False)
+    return results, run
+
+
+def test_region_queries_export_with_masks_and_import_into_every_pixel(region_run):
+    from benchmark.cycle.annotator_files import export_queries, import_labels
+
+    results, run = region_run
+    path = export_queries(results, run.run_id, 1)
+    queries = pd.read_csv(path)
+    assert queries[["region", "x", "y", "pixels", "mask_value"]].values.tolist() == [[7, 1, 1, 3, 1], [9, 4, 3, 2, 2]]
+    with Image.open(queries["mask_path"][0]) as mask:
+        mask = np.asarray(mask)
+    assert (np.argwhere(mask == 1).tolist(), np.argwhere(mask == 2).tolist()) == ([[1, 1], [1, 2], [2, 1]],
+                                                                                 [[3, 3], [3, 4]])
+    queries.assign(label=["2", ""]).to_csv(path, index=False)  # region 9 left pending
+    assert import_labels(results, run.run_id, path) == (1, 1)
+    labels = pd.read_csv(run.path / "selections.csv").set_index(["y", "x"])["label"]
+    assert labels.tolist() == [1, 2, 2, 2, -1, -1]
+    before = (run.path / "selections.csv").read_bytes()
+    queries.assign(label=["2", "1"], region=[7, 8]).to_csv(path, index=False)  # no region 8 was queried
+    with pytest.raises(UsageError, match="no region query"):
+        import_labels(results, run.run_id, path)
+    queries.assign(label=["2", "2"], region=[7, 7]).to_csv(path, index=False)
+    with pytest.raises(UsageError, match="answered more than once"):
+        import_labels(results, run.run_id, path)
+    assert (run.path / "selections.csv").read_bytes() == before  # nothing written by a refused import
+    pd.DataFrame([dict(dataset="toy", model="fpn", strategy="bald", seed=0, cycle=c, miou=1.0) for c in (0, 1)]
+                 ).to_csv(run.path / "cycles.csv", index=False)
+    queries.assign(label=["1", "1"]).to_csv(path, index=False)
+    with pytest.raises(UsageError, match="already trained on"):
+        import_labels(results, run.run_id, path)
