@@ -355,3 +355,22 @@ def test_region_queries_export_with_masks_and_import_into_every_pixel(region_run
     queries.assign(label=["1", "1"]).to_csv(path, index=False)
     with pytest.raises(UsageError, match="already trained on"):
         import_labels(results, run.run_id, path)
+
+
+def test_tables_merged_from_a_version_without_units_keep_their_rows(tmp_path):
+    from benchmark.records.run_folder import RunFolder
+    from benchmark.records.schema import CycleRecord
+    from benchmark.reports.tables import sync_tables
+
+    values = dict.fromkeys(CYCLE_COLUMNS, math.nan)
+    values.update(dataset="d", model="m", strategy="random", selection="topn", seed=0, cycle=0, labeled_pixels=10,
+                  labeled_fraction=0.1, miou=5.0, void_clicks=0, unit="pixel")
+    RunFolder(tmp_path / "runs" / "d__m__random__seed0").append_cycle(CycleRecord(**values), {"road": 1.0})
+    keys = dict(dataset="d", model="m", strategy="random", selection="topn", seed=1, cycle=0)
+    pd.DataFrame([dict(keys, labeled_pixels=10, labeled_fraction=0.1, miou=6.0)]).to_csv(tmp_path / "cycles.csv",
+                                                                                         index=False)
+    pd.DataFrame([dict(keys, **{"class": "road", "iou": 2.0})]).to_csv(tmp_path / "class_iou.csv", index=False)
+    sync_tables(tmp_path)  # the older tables (seed 1, from elsewhere) have no unit column
+    cycles, ious = pd.read_csv(tmp_path / "cycles.csv"), pd.read_csv(tmp_path / "class_iou.csv")
+    assert sorted(cycles["seed"]) == [0, 1] and set(cycles["unit"]) == {"pixel"}
+    assert sorted(ious["seed"]) == [0, 1] and set(ious["unit"]) == {"pixel"}
