@@ -34,9 +34,9 @@ UNITS = (UNIT_PIXEL, UNIT_SUPERPIXEL)
 AGGREGATIONS = ("mean", "max", "topk_mean")
 SUPERPIXEL_ALGORITHMS = ("slic", "felzenszwalb")
 # a preset without active_learning.superpixels, or with only some keys, runs with these. mean: a
-# region's average uncertainty (Cai et al., CVPR 2021, score superpixels so), not biased towards
-# large regions as max is (the max of more noisy pixels is higher); region_pixels 64: 96 regions of
-# a 64x96 embedded image, so 5 regions a cycle label ~5% of it (set 256 on Cityscapes-sized images)
+# region's average uncertainty, not biased towards large regions as max is (the max of more noisy
+# pixels is higher); region_pixels 64: 96 regions of a 64x96 embedded image, so 5 regions a cycle
+# label ~5% of it (larger images want larger regions: docs/regions.md)
 DEFAULT_SUPERPIXELS = dict(algorithm="slic", region_pixels=64, compactness=10.0, sigma=1.0,
                            felzenszwalb_scale=100.0, min_size=20, aggregation="mean", topk=8)
 # cost of one answered query in cost units (active_learning.costs): a click is 1, and so is a

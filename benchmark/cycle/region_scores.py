@@ -7,8 +7,8 @@ protocol, so they are left out instead of deciding the aggregate. A region with 
 but no finite score gets -inf (ranked last); one without a selectable pixel cannot be picked.
 
 - ``mean`` (the default): the average score. Not biased by the region's size: the maximum of
-  more noisy pixels is higher, so ``max`` favours large regions; the average is how Cai et al.
-  (CVPR 2021) score superpixels.
+  more noisy pixels is higher, so ``max`` favours large regions; the average does not grow with
+  the region.
 - ``max``: the highest score (a region holding one very uncertain pixel ranks high).
 - ``topk_mean``: the average of the ``topk`` highest scores (all of them in a smaller region):
   between the two.
