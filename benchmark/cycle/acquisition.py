@@ -4,8 +4,11 @@ the uncertainty record of the pool (the decomposition columns of cycles.csv).
 Every random stream is keyed by image: image i's dropout masks by (seed, cycle, "masks", i), its
 strategy noise and selection by (seed, cycle, "select", strategy, selection, i). So an image's
 clicks depend neither on the batch it is in, nor on which process handles it, and two strategies
-never share their random numbers. Everything stays on ``spec.device``, streaming one batch of
-images at a time: only the picked coordinates and the record's sums come back to the host.
+never share their random numbers. The generators are CPU generators whatever ``spec.device``
+(``benchmark.config.seeds``): the numbers are drawn on the host and moved, so the clicks of a seed
+are the same on a CPU and on a GPU given the same scores. Everything else stays on ``spec.device``,
+streaming one batch of images at a time: only the picked coordinates and the record's sums come
+back to the host.
 
 With several ranks for one run (``--gpus-per-run``), rank r handles images r, r + G, r + 2G, ...;
 the clicks and one record per image are gathered to every rank, and the images' records are
@@ -19,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from benchmark.config.seeds import generator
+from benchmark.config.seeds import cpu_generator
 from benchmark.cycle.pool_record import PoolRecord
 from benchmark.model.mc_dropout import mc_posteriors
 from benchmark.runtime import distributed
@@ -42,7 +45,17 @@ class Acquisition:
 
 def selection_generator(spec, cycle: int, image_id: int) -> torch.Generator:
     """The random stream of one image's scoring noise and selection (see the module docstring)."""
-    return generator(spec.device, spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
+    return cpu_generator(spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
+
+
+def mask_generator(spec, cycle: int, image_id: int) -> torch.Generator:
+    """The random stream of one image's MC-dropout masks (shared by every strategy of a seed)."""
+    return cpu_generator(spec.seed, cycle, "masks", image_id)
+
+
+def record_generator(spec, cycle: int, image_id: int) -> torch.Generator:
+    """The random stream of the pixels one image's uncertainty record samples."""
+    return cpu_generator(spec.seed, cycle, "record", image_id)
 
 
 def pool_batches(data, batch_size: int, ranks: bool):
@@ -72,7 +85,7 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
     per_image = {}
     for image_ids, batch in pool_batches(data, spec.batch_size, ranks):
         start = time.perf_counter()
-        masks = [generator(device, spec.seed, cycle, "masks", i) for i in image_ids]
+        masks = [mask_generator(spec, cycle, i) for i in image_ids]
         posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep)
         synchronize(device)
         out.inference_seconds += time.perf_counter() - start
@@ -86,7 +99,7 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
                 out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
             with stage(stages, "record", device):
                 target = PoolRecord(spec.record_pixels) if ranks else record
-                target.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
+                target.add(post, ~labelled, record_generator(spec, cycle, image_id))
                 if ranks:
                     per_image[image_id] = target.to("cpu")
         # drop this batch's statistics before the next batch's are computed: otherwise two

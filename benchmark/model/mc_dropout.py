@@ -14,6 +14,14 @@ it), so that resize and the softmax are the per-sample full-resolution work.
 ``full_network=True`` is the slow reference: m complete ``model.predict`` passes (mmseg's own
 post-processing, every dropout layer active), the head's dropout replaced by the same seeded masks,
 folded by ``strategies.PosteriorAccumulator``. The tests check that both give the same statistics.
+
+Masks are drawn on the generators' device and moved to the features' (``dropout_masks``). The
+harness passes CPU generators (``benchmark.config.seeds``), so the head's masks of a seed are the
+same on every device. What is not: the other dropout layers of the full-network reference
+(``all_dropout_active``) draw from torch's global RNG on the model's device, seeded from the first
+image's generator: the seed is device-independent, the masks are not on CUDA (Philox). None of
+the presets' models has such a layer on its prediction path (an auxiliary head's dropout is
+never called by ``predict``); the runs use the last-layer path.
 """
 from __future__ import annotations
 
@@ -163,15 +171,20 @@ class FixedMaskDropout(nn.Module):
 @contextmanager
 def all_dropout_active(model, generators) -> Iterator[None]:
     """The head's dropout draws the per-image seeded masks; every other dropout layer runs in
-    training mode (from torch's RNG, forked and seeded from the first image's generator, so the
-    run stays reproducible)."""
+    training mode, from torch's global RNG, forked (restored afterwards, on the CPU and on the
+    model's GPU) and seeded from the first image's generator, so the run stays reproducible.
+
+    Device-independent: the head's masks and the seed of the global RNG (both from the given
+    generators, CPU generators in the harness). Not device-independent: the other layers' masks,
+    which torch draws on the model's device (on CUDA from its Philox generator)."""
     head = model.decode_head
     original = head.dropout
     others = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
               and m is not original]
     head.dropout = FixedMaskDropout(*head_dropout(head), generators)
     generator = generators[0]
-    devices = [generator.device] if generator.device.type == "cuda" else []
+    model_device = next(model.parameters()).device
+    devices = [d for d in {generator.device, model_device} if d.type == "cuda"]
     try:
         with torch.random.fork_rng(devices=devices, enabled=bool(others)):
             if others:
@@ -202,8 +215,10 @@ def mc_posteriors(model, batch: dict, mc_samples: int, generators,
 
     ``batch`` is what a mmengine DataLoader with ``pseudo_collate`` yields (inputs, data_samples).
     ``generators``: one per image (image b's masks come from ``generators[b]``, so an image's
-    statistics do not depend on the batch it is in), or one generator shared by the batch. Put
-    them on the model's device for speed. The mask kind and rate are the head's dropout layer's.
+    statistics do not depend on the batch it is in), or one generator shared by the batch. CPU
+    generators (the harness's) give the same masks on every device; generators on the model's
+    device skip a host-to-device copy per sample, but their numbers differ between devices. The
+    mask kind and rate are the head's dropout layer's.
     """
     model.eval()
     _check_whole_inference(model)

@@ -112,13 +112,13 @@ def mc_and_scores(model, pool, sizes: Sizes, device):
     _reset(device)
     for index, batch in enumerate(pool):
         start = time.perf_counter()
-        posts = mc_posteriors(model, batch, sizes.mc_samples, torch.Generator(device=device).manual_seed(index))
+        posts = mc_posteriors(model, batch, sizes.mc_samples, torch.Generator().manual_seed(index))
         synchronize(device)
         mc_seconds += time.perf_counter() - start
         for post in posts:
             for name, strategy in strategies.items():
                 start = time.perf_counter()
-                strategy.score(post, generator=torch.Generator(device=device).manual_seed(0))
+                strategy.score(post, generator=torch.Generator().manual_seed(0))
                 synchronize(device)
                 scoring[name] += time.perf_counter() - start
             if len(kept) < sizes.agree_images:
@@ -138,7 +138,7 @@ def agreement(posts, device) -> dict:
             cpu = PixelPosterior(mean=post.mean.cpu(), variance=post.variance.cpu(),
                                  predictive_entropy=post.predictive_entropy.cpu(),
                                  expected_entropy=post.expected_entropy.cpu(), m=post.m)
-            a = build_strategy(name).score(post, generator=torch.Generator(device=device).manual_seed(0)).cpu()
+            a = build_strategy(name).score(post, generator=torch.Generator().manual_seed(0)).cpu()
             b = build_strategy(name).score(cpu, generator=torch.Generator().manual_seed(0))
             k = max(1, a.numel() // 100)
             top_a = set(torch.topk(a.reshape(-1).nan_to_num(neginf=-1e300), k).indices.tolist())

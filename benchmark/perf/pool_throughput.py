@@ -91,7 +91,7 @@ def labelled_masks(count: int, size: int, device, per_image: int = 10) -> list[t
 def time_pool(score, posts, masks, n_images: int, n: int, device, select: bool = True) -> tuple:
     """Seconds spent scoring and selecting over a pool of ``n_images`` (posteriors reused in turn,
     each time as a fresh PixelPosterior, so nothing derived from an earlier use is kept)."""
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator().manual_seed(0)
     scoring = selection = 0.0
     for i in range(n_images):
         post, mask = dataclasses.replace(posts[i % len(posts)]), masks[i % len(masks)]
@@ -212,9 +212,9 @@ def section_throughput(args, console, bandwidth: float) -> None:
     per_px = {}
     for name, score, _select, needs in candidates:
         post = (sample_posts if needs else posts)[0]
-        fields = fields_read(lambda p, score=score: score(p, torch.Generator(device=device)), post)
+        fields = fields_read(lambda p, score=score: score(p, torch.Generator()), post)
         per_px[name] = (fields, bytes_per_pixel(post, fields) + 1)  # + the labelled mask (bool)
-        score(post, torch.Generator(device=device))  # warm-up
+        score(post, torch.Generator())  # warm-up
     best = _measure_all(candidates, posts, sample_posts, tiny, masks, tiny_masks, args)
     rates = {}
     for name, _score, select, _needs in candidates:

@@ -73,7 +73,7 @@ def _clock(device, totals: dict, key: str):
 
 def measure(args) -> dict:
     """Seconds of every stage, per strategy, and the record means exact and sampled."""
-    from benchmark.config.seeds import generator
+    from benchmark.config.seeds import cpu_generator
     from benchmark.cycle.acquisition import pool_batches
     from benchmark.cycle.pool_record import PoolRecord
     from benchmark.model.mc_dropout import mc_posteriors
@@ -94,7 +94,7 @@ def measure(args) -> dict:
     seconds = {name: {} for name in STRATEGIES}
     records = {name: (PoolRecord(0), PoolRecord(sample)) for name in STRATEGIES}
     for image_ids, batch in pool_batches(data, spec.batch_size, False):
-        masks = [generator(device, spec.seed, 0, "masks", i) for i in image_ids]
+        masks = [cpu_generator(spec.seed, 0, "masks", i) for i in image_ids]
         with _clock(device, totals, "inference"):
             posts = mc_posteriors(model, batch, m, masks)
         for image_id, post in zip(image_ids, posts):
@@ -102,13 +102,13 @@ def measure(args) -> dict:
             for name, strategy in strategies.items():
                 own, times = replace(post), seconds[name]  # a copy with an empty cache of derived terms
                 exact, sampled = records[name]
-                g = generator(device, spec.seed, 0, "select", name, image_id)
+                g = cpu_generator(spec.seed, 0, "select", name, image_id)
                 with _clock(device, times, "scoring"):
                     scores = strategy.score(own, generator=g)
                 with _clock(device, times, "selection"):
                     selector.select(scores, labelled, 5, g)
                 with _clock(device, times, "sampled"):
-                    sampled.add(own, ~labelled, generator(device, 0, 0, "record", image_id))
+                    sampled.add(own, ~labelled, cpu_generator(0, 0, "record", image_id))
                 # balent's exact record shares the term its scoring computed, as in the harness
                 with _clock(device, times, "exact"):
                     exact.add(own if name == "balent" else replace(post), ~labelled)
