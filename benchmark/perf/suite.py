@@ -8,13 +8,18 @@ Prints, in one run and on one machine:
   4. the time breakdown of one default cycle through the harness's own functions,
   5. training throughput: the harness's iteration against a plain mmengine Runner's, its stages,
      and the levers that change it.
-Timings are medians of --repeats runs; nothing here asserts a timing.
+Timings are medians of --repeats runs; nothing here asserts a timing. A cost derived by subtracting
+two timings (a per-iteration time, "the rest" of an iteration) prints "too fast to estimate" when
+the difference is not positive (``benchmark.perf.estimates``). ``--json FILE`` also writes every
+measured number (such an estimate as null): what the tests check.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -64,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-check-device", default="cuda", help=argparse.SUPPRESS)  # cpu: the tests' tiny run
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators "
                    "of the last-layer MC path and of each strategy's scoring")
+    p.add_argument("--json", metavar="PATH", help="also write every measured number to PATH (JSON; an "
+                   "estimate too fast to make is null)")
     return p
 
 
@@ -93,7 +100,7 @@ def _memory_runs(args) -> list[tuple[int, int]]:
     return list(dict.fromkeys(runs))
 
 
-def section_memory(args, console) -> None:
+def section_memory(args, console) -> dict:
     from benchmark.perf.memory import run_in_subprocess
 
     cuda = torch.device(args.device).type == "cuda"
@@ -122,18 +129,70 @@ def section_memory(args, console) -> None:
         table.add_row(str(key[0]), str(key[1]), *(f"{v[key] / 2**20:.1f}" for v in variants.values()))
     pools = [(p, args.mc_samples) for p in args.memory_pools]
     ms = [(args.memory_pools[0], m) for m in args.memory_m]
+    ratios = {}
     for label, (a, b) in ((f"pool {pools[1][0]} / pool {pools[0][0]}", pools),
                           (f"m {ms[1][1]} / m {ms[0][1]}", ms)):
-        table.add_row(label, "ratio", *(f"{v[b] / max(v[a], 1):.3f}" for v in variants.values()))
+        ratios[label] = {name: v[b] / max(v[a], 1) for name, v in variants.items()}
+        table.add_row(label, "ratio", *(f"{r:.3f}" for r in ratios[label].values()))
     table.caption = ("goal: ratios within 1.10. With glibc's defaults the freed tensors of earlier "
                      "batches leave a fragmented heap that RSS keeps counting; with every allocation "
                      "over 16 KiB served by mmap (MALLOC_MMAP_THRESHOLD_=16384) and returned on "
                      "free, RSS is what the code holds.") if len(variants) > 1 else "goal: ratios within 1.10"
     console.print(table)
+    return dict(measure=measure, growth_bytes={name: [dict(pool=p, m=m, bytes=v[p, m]) for p, m in v]
+                                               for name, v in variants.items()}, ratios=ratios)
 
 
 def _console() -> Console:
     return Console(width=None if os.isatty(1) else 160, highlight=False)
+
+
+def write_json(path: str | None, results: dict) -> None:
+    """``results`` as JSON at ``path`` (nothing without one); tensors' and numpy's scalars as numbers."""
+    if path:
+        Path(path).write_text(json.dumps(results, indent=1, default=lambda o: o.item() if hasattr(o, "item")
+                                         else str(o)) + "\n")
+
+
+def run_sections(args, console) -> dict:
+    """Every asked-for section, printed; returns their measured numbers by section."""
+    from benchmark.perf.fixtures import copy_bandwidth, machine_line, register_mmseg
+
+    register_mmseg()
+    console.rule("benchmark perf" + (" --tiny" if args.tiny else ""))
+    machine = machine_line(args.device)
+    console.print(f"machine: {machine}")
+    bandwidth = copy_bandwidth(args.device, args.bandwidth_mib * 2**20, max(args.repeats, 3))
+    console.print(f"copy bandwidth ({args.bandwidth_mib} MiB tensor copy, read + write counted): "
+                  f"{bandwidth / 1e9:.1f} GB/s")
+    sections: dict = {}
+    if 1 in args.sections:
+        from benchmark.perf.mc_speed import section_mc
+
+        sections["1"] = section_mc(args, console, bandwidth)
+    if 2 in args.sections:
+        from benchmark.perf.pool_throughput import section_throughput
+
+        sections["2"] = section_throughput(args, console, bandwidth)
+    if 3 in args.sections:
+        sections["3"] = section_memory(args, console)
+    if 4 in args.sections:
+        from benchmark.perf.cycle import section_cycle
+
+        sections["4"] = section_cycle(args, console)
+    if 5 in args.sections:
+        from benchmark.perf.training import section_training
+
+        sections["5"] = section_training(args, console)
+    if 6 in args.sections:
+        from benchmark.perf.real_pool import section_real_pool
+
+        sections["6"] = section_real_pool(args, console)
+    if args.profile:
+        from benchmark.perf.profiling import print_profiles
+
+        print_profiles(args, console)
+    return dict(machine=machine, device=args.device, copy_bandwidth=bandwidth, sections=sections)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,42 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu_check:
         from benchmark.perf.gpu_check import gpu_check
 
-        return gpu_check(_console(), args.gpu_check_device, tiny=args.gpu_check_device == "cpu")
-    from benchmark.perf.fixtures import copy_bandwidth, machine_line, register_mmseg
-
-    console = _console()
-    register_mmseg()
-    console.rule("benchmark perf" + (" --tiny" if args.tiny else ""))
-    console.print(f"machine: {machine_line(args.device)}")
-    bandwidth = copy_bandwidth(args.device, args.bandwidth_mib * 2**20, max(args.repeats, 3))
-    console.print(f"copy bandwidth ({args.bandwidth_mib} MiB tensor copy, read + write counted): "
-                  f"{bandwidth / 1e9:.1f} GB/s")
-    if 1 in args.sections:
-        from benchmark.perf.mc_speed import section_mc
-
-        section_mc(args, console, bandwidth)
-    if 2 in args.sections:
-        from benchmark.perf.pool_throughput import section_throughput
-
-        section_throughput(args, console, bandwidth)
-    if 3 in args.sections:
-        section_memory(args, console)
-    if 4 in args.sections:
-        from benchmark.perf.cycle import section_cycle
-
-        section_cycle(args, console)
-    if 5 in args.sections:
-        from benchmark.perf.training import section_training
-
-        section_training(args, console)
-    if 6 in args.sections:
-        from benchmark.perf.real_pool import section_real_pool
-
-        section_real_pool(args, console)
-    if args.profile:
-        from benchmark.perf.profiling import print_profiles
-
-        print_profiles(args, console)
+        results = gpu_check(_console(), args.gpu_check_device, tiny=args.gpu_check_device == "cpu")
+    else:
+        results = run_sections(args, _console())
+    write_json(args.json, results)
     return 0
 
 
