@@ -367,7 +367,7 @@ def measure(device: str, tiny: bool) -> dict:
     sizes = replace(TINY, classes=classes) if tiny else paper_sizes(preset, classes)
     names = tuple(STRATEGIES.names())
     items = synthetic_items(sizes)
-    pool = ItemPool([{k: v for k, v in item.items()} for item in items], sizes)
+    pool = ItemPool(items, sizes)
     trainings, log = {}, []
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
         for precision in precisions(device):
