@@ -8,7 +8,8 @@ SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC 
             "2. Pool scoring throughput", "3. Peak memory", "4. Time of one cycle",
             "5. One training iteration: the harness vs a plain mmengine Runner",
             "5b. Stages of the harness's iteration", "5c. Levers",
-            "6. One cycle's acquisition per strategy", "6b. The sampled record against the exact one")
+            "6. One cycle's acquisition per strategy", "6b. The sampled record against the exact one",
+            "7. BADGE: factorised vs explicit embeddings", "7b. One image's choice")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,16 @@ def test_tiny_suite_lists_every_builtin_strategy_and_cycle_stage(tiny_run):
 def test_tiny_suite_prints_balent_throughput_against_balds(tiny_run):
     for name in ("balent", "balent_ref"):
         assert f"{name} at " in tiny_run.stdout and "% of bald's throughput" in tiny_run.stdout
+
+
+def test_tiny_suite_measures_badges_factorised_form_against_the_explicit_one(tiny_run):
+    text = tiny_run.stdout
+    assert re.search(r"factorised\s+│\s+512 x \(5 \+ 16\)", text) and re.search(r"explicit\s+│\s+512 x 5 x 16", text)
+    assert re.search(r"explicit / factorised\s+│\s+ratio\s+│\s+3\.8\s+│", text)  # held: 5 x 16 / (5 + 16)
+    assert "same 8 picks in both forms: yes" in text
+    assert "not here: badge, coreset" in text  # section 2 says where the choosing strategies are timed
+    for name in ("coreset", "badge", "class_balanced"):
+        assert re.search(rf"{name} \d+\.\d ms", text)
 
 
 def test_unknown_device_is_a_usage_error(run_cli):
