@@ -5,6 +5,7 @@ import torch
 
 from strategies.diversity.candidates import candidate_pixels
 from strategies.diversity.gradient_embedding import GradientEmbeddings
+from strategies.diversity.growing_rows import GrowingRows
 from strategies.diversity.kmeans_pp import kmeanspp_seeding
 from strategies.pixel_features import PixelFeatures
 from strategies.pool_context import PoolContext
@@ -46,7 +47,7 @@ class KMeansPPCycle:
     """One cycle of ``badge``: the embeddings picked so far, as factors (n (C + d) floats)."""
 
     def __init__(self, candidates: int) -> None:
-        self.centres: list[GradientEmbeddings] = []
+        self.a, self.f = GrowingRows(), GrowingRows()  # the picks' factors: [picks, C], [picks, d]
         self.candidates = candidates
 
     def choose(self, post: PixelPosterior, excluded: torch.Tensor, n: int,
@@ -61,8 +62,12 @@ class KMeansPPCycle:
         mean = post.mean.reshape(post.num_classes, -1).index_select(1, pool.to(post.device)).T  # [K, C]
         points = features.at(pool)  # [K, d]
         embeddings = GradientEmbeddings.from_predictions(mean.to(points.device), points)
-        d2 = embeddings.min_squared_distances(self.centres) if self.centres else None
+        d2 = None
+        if len(self.a):
+            d2 = embeddings.min_squared_distances([GradientEmbeddings(self.a.tensor(), self.f.tensor())])
         picked = kmeanspp_seeding(k, embeddings.squared_norms(), embeddings.squared_distances_to,
                                   generator, d2)
-        self.centres.append(embeddings.take(picked))
+        chosen = embeddings.take(picked)
+        self.a.append(chosen.a)
+        self.f.append(chosen.f)
         return to_coords(pool[picked], excluded.shape[1]).to(post.device)

@@ -5,6 +5,7 @@ import torch
 
 from strategies.diversity.candidates import candidate_pixels
 from strategies.diversity.distances import min_squared_distances
+from strategies.diversity.growing_rows import GrowingRows
 from strategies.diversity.k_center import greedy_k_center
 from strategies.pixel_features import PixelFeatures
 from strategies.pool_context import PoolContext
@@ -46,8 +47,12 @@ class KCenterCycle:
     """One cycle of ``coreset``: the centres so far (the labelled set, then each image's picks)."""
 
     def __init__(self, labelled: torch.Tensor | None, candidates: int) -> None:
-        self.centres: list[torch.Tensor] = [] if labelled is None or len(labelled) == 0 else [labelled]
+        self.labelled = None if labelled is None or len(labelled) == 0 else labelled  # [L, d]
+        self.picked = GrowingRows()  # [picks so far, d]
         self.candidates = candidates
+
+    def centres(self) -> list[torch.Tensor]:
+        return [c for c in (self.labelled, self.picked.tensor()) if c is not None]
 
     def choose(self, post: PixelPosterior, excluded: torch.Tensor, n: int,
                generator: torch.Generator | None = None,
@@ -59,7 +64,8 @@ class KCenterCycle:
         if k == 0:
             return empty_selection(post.device)
         points = features.at(pool)  # [K, d]
-        d2 = min_squared_distances(points, self.centres) if self.centres else None
+        centres = self.centres()
+        d2 = min_squared_distances(points, centres) if centres else None
         picked = greedy_k_center(points, k, d2)
-        self.centres.append(points.index_select(0, picked))
+        self.picked.append(points.index_select(0, picked))
         return to_coords(pool[picked], excluded.shape[1]).to(post.device)

@@ -185,3 +185,13 @@ def test_candidates_are_a_seeded_uniform_subsample_of_the_selectable_pixels() ->
     everything = candidate_pixels(excluded, 1000, torch.Generator().manual_seed(0))
     assert sorted(everything.tolist()) == list(range(14, 42))
     assert candidate_pixels(torch.ones(3, 3, dtype=torch.bool), 5, None).numel() == 0
+
+
+def test_growing_rows_hold_every_block_appended_in_order() -> None:
+    from strategies.diversity.growing_rows import GrowingRows
+
+    rows, blocks = GrowingRows(), [points(k, 3, k) for k in (5, 0, 20, 1, 40)]
+    assert rows.tensor() is None and len(rows) == 0
+    for block in blocks:
+        rows.append(block)
+    assert len(rows) == 66 and torch.equal(rows.tensor(), torch.cat(blocks))
