@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -48,9 +49,13 @@ class GradientEmbeddings:
     def take(self, index: torch.Tensor) -> GradientEmbeddings:
         return GradientEmbeddings(self.a.index_select(0, index), self.f.index_select(0, index))
 
+    @cached_property
+    def _squared_norms(self) -> torch.Tensor:
+        return torch.einsum("ij,ij->i", self.a, self.a) * torch.einsum("ij,ij->i", self.f, self.f)
+
     def squared_norms(self) -> torch.Tensor:
-        """``[n]``: |g_i|^2 = |a_i|^2 |f_i|^2."""
-        return (self.a * self.a).sum(1) * (self.f * self.f).sum(1)
+        """``[n]``: |g_i|^2 = |a_i|^2 |f_i|^2 (computed once)."""
+        return self._squared_norms
 
     def squared_distances(self, other: GradientEmbeddings) -> torch.Tensor:
         """``[n, m]``: |g_i - h_j|^2 from the factors, clamped at 0 (rounding)."""
@@ -59,8 +64,10 @@ class GradientEmbeddings:
         return out.sub_(cross, alpha=2.0).clamp_(min=0.0)
 
     def squared_distances_to(self, j: int) -> torch.Tensor:
-        """``[n]``: every embedding's squared distance to embedding j."""
-        return self.squared_distances(self.take(torch.tensor([j], device=self.a.device)))[:, 0]
+        """``[n]``: every embedding's squared distance to embedding j (two mat-vecs, O(n (C + d)))."""
+        norms = self.squared_norms()
+        cross = (self.a @ self.a[j]) * (self.f @ self.f[j])
+        return (norms + norms[j]).sub_(cross, alpha=2.0).clamp_(min=0.0)
 
     def min_squared_distances(self, centres: Iterable[GradientEmbeddings],
                               chunk: int = CHUNK) -> torch.Tensor:
