@@ -11,6 +11,11 @@ the softmax into running statistics (``SoftmaxStatistics``): no [m, C, H, W] ten
 ``keep_samples``. The softmax must follow the per-sample resize (softmax does not commute with
 it), so that resize and the softmax are the per-sample full-resolution work.
 
+With ``keep_features`` (for strategies that declare ``needs_features``) the captured feature map
+also comes back, per image, as a ``strategies.PixelFeatures`` (``pixel_features.py``: the map at
+feature resolution and the mapping of the image's pixels to it); ``batch_features`` is that alone,
+without MC samples (the labelled pixels' features of a pool context).
+
 ``full_network=True`` is the slow reference: m complete ``model.predict`` passes (mmseg's own
 post-processing, every dropout layer active), the head's dropout replaced by the same seeded masks,
 folded by ``strategies.PosteriorAccumulator``. The tests check that both give the same statistics.
@@ -34,6 +39,7 @@ from torch import nn
 from benchmark.config.modes import MASK_CHANNEL, MASK_ELEMENT, MC_DROPOUT_MASKS
 from benchmark.errors import UsageError
 from benchmark.model.logit_resize import output_groups, padded_size, to_original, upsample_bilinear
+from benchmark.model.pixel_features import image_features
 from benchmark.model.softmax_stats import SoftmaxStatistics
 from strategies import PosteriorAccumulator
 
@@ -135,11 +141,9 @@ def _check_whole_inference(model) -> None:
                          f"asks for mode={mode!r}: set test_cfg=dict(mode='whole')")
 
 
-def _last_layer(model, inputs, metas, mc_samples, generators, keep_samples) -> list:
+def _last_layer(model, feat, size, metas, mc_samples, generators, keep_samples) -> list:
     head = model.decode_head
     p, kind = head_dropout(head)
-    feat = features_before_classifier(model, inputs)  # [B, C_feat, h, w]
-    size = padded_size(metas, inputs)
     groups = [(indices, key, SoftmaxStatistics(keep_samples=keep_samples))
               for indices, key in output_groups(metas)]
     buffer = None
@@ -209,9 +213,20 @@ def _full_network(model, inputs, samples, mc_samples, generators, keep_samples) 
 
 
 @torch.no_grad()
+def batch_features(model, batch: dict) -> list:
+    """Each image's ``PixelFeatures`` from one backbone + decoder pass (no MC sample)."""
+    model.eval()
+    data = model.data_preprocessor(batch, False)
+    inputs, metas = data["inputs"], [s.metainfo for s in data["data_samples"]]
+    feat = features_before_classifier(model, inputs)
+    return image_features(feat, metas, padded_size(metas, inputs), model.decode_head.align_corners)
+
+
+@torch.no_grad()
 def mc_posteriors(model, batch: dict, mc_samples: int, generators,
-                  full_network: bool = False, keep_samples: bool = False) -> list:
-    """MC-dropout posteriors (one ``PixelPosterior`` per image of ``batch``) at original size.
+                  full_network: bool = False, keep_samples: bool = False, keep_features: bool = False):
+    """MC-dropout posteriors (one ``PixelPosterior`` per image of ``batch``) at original size;
+    with ``keep_features``, ``(posteriors, features)``: also each image's ``PixelFeatures``.
 
     ``batch`` is what a mmengine DataLoader with ``pseudo_collate`` yields (inputs, data_samples).
     ``generators``: one per image (image b's masks come from ``generators[b]``, so an image's
@@ -226,6 +241,13 @@ def mc_posteriors(model, batch: dict, mc_samples: int, generators,
     inputs, samples = data["inputs"], data["data_samples"]
     generators = generators_for(generators, len(samples))
     if full_network:
+        if keep_features:
+            raise ValueError("keep_features needs the last-layer path (full_network=False)")
         return _full_network(model, inputs, samples, mc_samples, generators, keep_samples)
     metas = [s.metainfo for s in samples]
-    return _last_layer(model, inputs, metas, mc_samples, generators, keep_samples)
+    feat = features_before_classifier(model, inputs)  # [B, C_feat, h, w]
+    size = padded_size(metas, inputs)
+    posteriors = _last_layer(model, feat, size, metas, mc_samples, generators, keep_samples)
+    if keep_features:
+        return posteriors, image_features(feat, metas, size, model.decode_head.align_corners)
+    return posteriors

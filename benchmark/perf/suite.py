@@ -7,7 +7,10 @@ Prints, in one run and on one machine:
   3. peak memory of a pool acquisition for two pool sizes and two m (fresh process each),
   4. the time breakdown of one default cycle through the harness's own functions,
   5. training throughput: the harness's iteration against a plain mmengine Runner's, its stages,
-     and the levers that change it.
+     and the levers that change it,
+  6. one cycle's acquisition on a CamVid-sized pool per strategy,
+  7. BADGE's gradient embeddings factorised against explicit (memory, time, same picks), and the
+     per-image cost of the feature-based strategies.
 Timings are medians of --repeats runs; nothing here asserts a timing. A cost derived by subtracting
 two timings (a per-iteration time, "the rest" of an iteration) prints "too fast to estimate" when
 the difference is not positive (``benchmark.perf.estimates``). ``--json FILE`` also writes every
@@ -29,10 +32,12 @@ from benchmark.errors import UsageError
 
 TINY = dict(repeats=1, mc_samples=4, batch_size=2, height=32, width=32, score_size=32, score_images=4,
             score_distinct=2, memory_pools="2,6", memory_m="2,4", cycle_iters=2, cycle_mc_samples=2,
-            bandwidth_mib=32, models="deeplabv3plus_tiny", threads=1)
+            bandwidth_mib=32, models="deeplabv3plus_tiny", threads=1, badge_size="512,5,16", badge_k=8,
+            diversity_image=32, diversity_dim=8, diversity_labelled=64)
 FULL = dict(repeats=5, mc_samples=20, batch_size=8, height=96, width=128, score_size=256, score_images=32,
             score_distinct=8, memory_pools="10,200", memory_m="5,40", cycle_iters=0, cycle_mc_samples=0,
-            bandwidth_mib=512, models="deeplabv3plus_tiny,fpn_tiny", threads=0)
+            bandwidth_mib=512, models="deeplabv3plus_tiny,fpn_tiny", threads=0, badge_size="20000,19,256",
+            badge_k=32, diversity_image=512, diversity_dim=128, diversity_labelled=20000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: a smoke test in well under a minute")
-    p.add_argument("--sections", default="1,2,3,4,5,6", help="which sections to run, e.g. 1,3")
+    p.add_argument("--sections", default="1,2,3,4,5,6,7", help="which sections to run, e.g. 1,3")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 with --tiny)")
     p.add_argument("--repeats", type=int, help="timed repetitions per measurement (median reported)")
     p.add_argument("--mc-samples", type=int, help="m for sections 1-3")
@@ -63,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-record-pixels", type=int, default=4096,
                    help="pixels per image the sampled uncertainty record draws in section 6")
     p.add_argument("--bandwidth-mib", type=int, help="size of the copy that measures bandwidth")
+    p.add_argument("--badge-size", help="n,C,d of section 7's BADGE comparison, e.g. 20000,19,256")
+    p.add_argument("--badge-k", type=int, help="k-means++ picks in section 7")
+    p.add_argument("--diversity-image", type=int, help="image side of section 7b")
+    p.add_argument("--diversity-dim", type=int, help="feature dimension d of section 7b")
+    p.add_argument("--diversity-labelled", type=int, help="labelled feature vectors of section 7b's pool")
     p.add_argument("--gpu-check", action="store_true",
                    help="on one GPU, under 5 minutes: a paper-scale cycle's pieces with and without AMP, every "
                         "strategy's scoring, peak memory, CUDA-vs-CPU agreement (see benchmark/perf/gpu_check.py)")
@@ -85,6 +95,7 @@ def parse_args(argv) -> argparse.Namespace:
     args.sections = {int(s) for s in args.sections.split(",") if s.strip()}
     args.memory_pools = [int(v) for v in args.memory_pools.split(",")]
     args.memory_m = [int(v) for v in args.memory_m.split(",")]
+    args.badge_size = parse_badge_size(args.badge_size)
     if args.device.startswith("cuda") and not torch.cuda.is_available() and not args.gpu_check:
         raise UsageError("--device cuda was asked for but torch sees no CUDA GPU: use --device cpu")
     if args.device != "cpu" and not args.device.startswith("cuda"):
@@ -92,6 +103,16 @@ def parse_args(argv) -> argparse.Namespace:
     if args.threads:
         torch.set_num_threads(args.threads)
     return args
+
+
+def parse_badge_size(text: str) -> tuple[int, int, int]:
+    try:
+        n, classes, dim = (int(v) for v in str(text).split(","))
+    except ValueError:
+        raise UsageError(f"--badge-size takes n,C,d such as 20000,19,256; got {text!r}") from None
+    if min(n, classes, dim) < 1:
+        raise UsageError(f"--badge-size takes positive n,C,d such as 20000,19,256; got {text!r}")
+    return n, classes, dim
 
 
 def _memory_runs(args) -> list[tuple[int, int]]:
@@ -188,6 +209,10 @@ def run_sections(args, console) -> dict:
         from benchmark.perf.real_pool import section_real_pool
 
         sections["6"] = section_real_pool(args, console)
+    if 7 in args.sections:
+        from benchmark.perf.diversity import section_diversity
+
+        sections["7"] = section_diversity(args, console)
     if args.profile:
         from benchmark.perf.profiling import print_profiles
 

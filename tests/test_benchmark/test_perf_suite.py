@@ -12,7 +12,8 @@ SECTIONS = ("1. MC dropout: last layer vs full network", "1b. One last-layer MC 
             "2. Pool scoring throughput", "3. Peak memory", "4. Time of one cycle",
             "5. One training iteration: the harness vs a plain mmengine Runner",
             "5b. Stages of the harness's iteration", "5c. Levers",
-            "6. One cycle's acquisition per strategy", "6b. The sampled record against the exact one")
+            "6. One cycle's acquisition per strategy", "6b. The sampled record against the exact one",
+            "7. BADGE: factorised vs explicit embeddings", "7b. One image's choice")
 BUILTINS = ("random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref")
 
 
@@ -42,7 +43,7 @@ def test_tiny_suite_prints_every_section(tiny_run):
     stdout, numbers = tiny_run
     missing = [title for title in SECTIONS if title not in stdout]
     assert not missing
-    assert sorted(numbers["sections"]) == ["1", "2", "3", "4", "5", "6"] and positive(numbers["copy_bandwidth"])
+    assert sorted(numbers["sections"]) == ["1", "2", "3", "4", "5", "6", "7"] and positive(numbers["copy_bandwidth"])
 
 
 def test_last_layer_mc_equals_the_full_network_path_under_the_same_masks(sections):
@@ -121,6 +122,16 @@ def test_the_exact_record_does_not_depend_on_whose_copy_it_is(sections):
             assert value == pytest.approx(reference[key], rel=1e-9, abs=1e-12), (name, key)
         for key in ("balent_positive_share", "balent_negative_share", "balent_degenerate_share"):
             assert 0 <= record["sampled"][key] <= 1, (name, key)
+
+
+def test_tiny_suite_measures_badges_factorised_form_against_the_explicit_one(tiny_run):
+    text = tiny_run.stdout
+    assert re.search(r"factorised\s+│\s+512 x \(5 \+ 16\)", text) and re.search(r"explicit\s+│\s+512 x 5 x 16", text)
+    assert re.search(r"explicit / factorised\s+│\s+ratio\s+│\s+3\.8\s+│", text)  # held: 5 x 16 / (5 + 16)
+    assert "same 8 picks in both forms: yes" in text
+    assert "not here: badge, coreset" in text  # section 2 says where the choosing strategies are timed
+    for name in ("coreset", "badge", "class_balanced"):
+        assert re.search(rf"{name} \d+\.\d ms", text)
 
 
 def test_unknown_device_is_a_usage_error(run_cli):
@@ -204,3 +215,12 @@ def test_gpu_check_states_the_paper_protocol_estimate_and_its_provenance(gpu_che
     assert f"{estimate['total_hours']:.1f} GPU-hours" in text and "K x [(2 + S(C-1))" in text
     assert f"torch {torch.__version__}" in out["provenance"] and "cuDNN" in out["provenance"]
     assert out["provenance"].split(";")[0] in text
+
+
+def test_badges_factorised_form_holds_less_than_the_explicit_one_and_picks_the_same(sections):
+    forms = sections["7"]["forms"]
+    assert sections["7"]["same_picks"]
+    held = forms["explicit"]["embedding_bytes"] / forms["factorised"]["embedding_bytes"]
+    assert held == pytest.approx(5 * 16 / (5 + 16))  # tiny sizes: n x C x d against n x (C + d)
+    assert set(sections["7"]["per_image_ms"]) == {"coreset", "badge", "class_balanced"}
+    assert all(positive(ms) for ms in sections["7"]["per_image_ms"].values())
