@@ -159,10 +159,11 @@ MAX_SEEDS = 10**9
 def paired_t_power(effect: float, n: int, alpha: float) -> float:
     """Power of a two-sided paired t-test at level ``alpha`` with ``n`` pairs when the differences'
     mean is ``effect`` standard deviations: P(|T| > t_crit) for T noncentral t (n - 1 degrees of
-    freedom, noncentrality effect * sqrt(n))."""
+    freedom, noncentrality effect * sqrt(n)). The lower tail P(T < -t_crit) is taken as the upper
+    tail of -T (noncentrality negated): scipy's ``nct.cdf`` far below a large noncentrality is NaN."""
     df, nc = n - 1, effect * math.sqrt(n)
-    critical = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc))
+    critical = stats.t.isf(alpha / 2, df)
+    return float(stats.nct.sf(critical, df, nc) + stats.nct.sf(critical, df, -nc))
 
 
 def seeds_for_power(differences, alpha: float, power: float = POWER, decimals: int = 9) -> float:
