@@ -172,12 +172,13 @@ def _print_verdicts(block: pd.DataFrame, console) -> None:
 
 def _verdict_caption(block: pd.DataFrame, iqm: bool) -> str:
     lines = [f"bootstrap = 95% stratified bootstrap interval of the mean over seeds ({BOOTSTRAP_RESAMPLES:,} "
-             "resamples of the seeds, the same draws for every arm); the table above gives the t-interval."]
+             "resamples of the seeds, the same draws for every arm); the table above gives the t-interval, the one "
+             "to trust with few seeds (with 3, the bootstrap's is the lowest to the highest seed)."]
     if iqm:
         lines.append(f"IQM = interquartile mean over seeds (the mean of the middle half; from {IQM_MIN_VALUES} seeds).")
     if block["prob_beats_random"].notna().any():
         lines.append("P(> random) = share of the seeds on which the arm's AULC beats random's on the same seed "
-                     "(ties half), [95% bootstrap interval].")
+                     "(ties half), [95% bootstrap interval]; [1.00, 1.00] only says every seed run agreed.")
     else:
         lines.append("P(> random): n/a, random (topn) was not run.")
     lines.append(f"seeds for {round(100 * POWER)}% power = seeds a paired t-test at the arm's Holm level would "
@@ -200,8 +201,8 @@ def print_aggregate(frame: pd.DataFrame, console=None) -> None:
     caption = ("mean rank over the tasks the arm ran in (1 = best), [95% stratified bootstrap interval: seeds "
                "resampled within each task]; P(> random) = mean over tasks of the share of seeds on which the arm's "
                "AULC beats random's (ties half).")
-    table = Table(title=f"{AGGREGATE_TITLE} ({int(frame['n_tasks'].max())} (dataset, model) task(s) at most)",
-                  caption=caption, caption_justify="left")
+    table = Table(title=f"{AGGREGATE_TITLE}: the (dataset, model) tasks of the folder", caption=caption,
+                  caption_justify="left")
     for name, justify in [("strategy", "left"), ("tasks", "right"), ("mean rank", "right"),
                           ("P(> random)", "right"), ("tasks with random", "right")]:
         table.add_column(name, justify=justify)
