@@ -37,6 +37,7 @@ from strategies.protocol import (
                                 needs_samples,
                                 per_image_call,
                                 pool_aware,
+                                scores_alone,
 )
 from strategies.registry import (
                                 ENTRY_POINT_GROUP,
@@ -63,5 +64,5 @@ __all__ = [
     "SelectorPluginWarning", "SelectorRegistry", "Strategy", "StrategyPluginWarning",
     "StrategyRegistry", "UnknownPluginError", "UnknownSelectorError", "UnknownStrategyError",
     "build_selector", "build_strategy", "describe", "describe_selectors", "describe_strategies",
-    "load_all_entry_points", "load_entry_points", "min_mc_samples", "needs_samples", "select_top_n",
+    "load_all_entry_points", "load_entry_points", "scores_alone", "min_mc_samples", "needs_samples", "select_top_n",
 ]

@@ -95,6 +95,12 @@ def chooses_clicks(strategy: object) -> bool:
     return bool(getattr(strategy, "chooses_clicks", False))
 
 
+def scores_alone(strategy: object) -> bool:
+    """Whether ``strategy`` scores a bare posterior (``score(post, generator)``), needing neither
+    features nor the pool, and leaving the choice of clicks to a selector."""
+    return not (needs_features(strategy) or pool_aware(strategy) or chooses_clicks(strategy))
+
+
 def for_cycle(strategy: object, pool: PoolContext | None) -> object:
     """The object that handles one cycle's images: ``strategy.begin_cycle(pool)`` for a pool-aware
     strategy, else ``strategy`` itself."""

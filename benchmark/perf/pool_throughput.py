@@ -19,12 +19,11 @@ from benchmark.perf.fixtures import synchronize
 from strategies import (
     STRATEGIES,
     build_strategy,
-    chooses_clicks,
     describe_strategies,
     load_entry_points,
     native_kernel,
-    needs_features,
     needs_samples,
+    scores_alone,
     select_top_n,
 )
 from strategies.uncertainty import balent_scores, decomposition, posterior_term_parts
@@ -109,19 +108,13 @@ def time_pool(score, posts, masks, n_images: int, n: int, device, select: bool =
     return scoring, selection
 
 
-def scores_alone(name: str) -> bool:
-    """Whether a strategy scores a bare posterior (not one that needs features or chooses clicks)."""
-    strategy = STRATEGIES.get(name)
-    return not (needs_features(strategy) or chooses_clicks(strategy))
-
-
 def _candidates() -> list[tuple]:
     """(name, score(post, generator), selected?, needs samples?) for each registered strategy
     that scores a bare posterior (section 7 times the ones that choose from features)."""
     load_entry_points()
     rows = []
     for name, _, _ in describe_strategies():
-        if not scores_alone(name):
+        if not scores_alone(STRATEGIES.get(name)):
             continue
         strategy = build_strategy(name)
         rows.append((name, lambda p, g, s=strategy: s.score(p, generator=g), True,
@@ -267,7 +260,7 @@ def section_throughput(args, console, bandwidth: float) -> dict:
                   "entropy); B/px: their bytes per pixel + 1 for the labelled mask; fixed cost share: "
                   "per-image time on 16x16 posteriors / per-image time here; (decomposition): the "
                   "epistemic/aleatoric/MJEnt record loop.acquire computes for every image and strategy.")
-    others = [name for name, _, _ in describe_strategies() if not scores_alone(name)]
+    others = [name for name, _, _ in describe_strategies() if not scores_alone(STRATEGIES.get(name))]
     if others:
         console.print(f"  not here: {', '.join(others)} (they choose from the classifier features; section 7)")
     for name in ("balent", "balent_ref"):

@@ -65,7 +65,7 @@ def test_the_paper_protocol_is_read_from_the_preset_the_registry_and_the_dataset
 
     preset = load_preset(PRESET_DIR / "cityscapes_deeplabv3plus.py")
     protocol = paper_protocol(preset)
-    assert protocol.strategies == tuple(STRATEGIES.names()) and len(protocol.strategies) == 7
+    assert protocol.strategies == tuple(STRATEGIES.names())
     assert (protocol.seeds, protocol.cycles, protocol.iters, protocol.mc_samples) == (
         len(preset.active_learning.seeds), preset.active_learning.cycles, preset.schedule.iters,
         preset.active_learning.mc_samples) == (3, 10, 8000, 20)
