@@ -126,16 +126,6 @@ def test_the_exact_record_does_not_depend_on_whose_copy_it_is(sections):
             assert 0 <= record["sampled"][key] <= 1, (name, key)
 
 
-def test_tiny_suite_measures_badges_factorised_form_against_the_explicit_one(tiny_run):
-    text = tiny_run.stdout
-    assert re.search(r"factorised\s+│\s+512 x \(5 \+ 16\)", text) and re.search(r"explicit\s+│\s+512 x 5 x 16", text)
-    assert re.search(r"explicit / factorised\s+│\s+ratio\s+│\s+3\.8\s+│", text)  # held: 5 x 16 / (5 + 16)
-    assert "same 8 picks in both forms: yes" in text
-    assert "not here: badge, coreset" in text  # section 2 says where the choosing strategies are timed
-    for name in ("coreset", "badge", "class_balanced"):
-        assert re.search(rf"{name} \d+\.\d ms", text)
-
-
 def test_unknown_device_is_a_usage_error(run_cli):
     proc = run_cli("perf", "--tiny", "--device", "tpu", check=False)
     assert proc.returncode == 2
