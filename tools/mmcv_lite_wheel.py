@@ -112,10 +112,12 @@ def relabel(source: Path, dest_dir: Path) -> Path:
 def download(dest_dir: Path, python: str = sys.executable, pip_args: tuple[str, ...] = ()) -> Path:
     """Fetch PyPI's mmcv-lite 2.1.0 wheel into ``dest_dir`` with ``python -m pip`` and check its sha256."""
     source = dest_dir / SOURCE_FILE
-    if not (source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() == SOURCE_SHA256):
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != SOURCE_SHA256:
+        source.unlink()  # pip would keep a file of the right name: fetch it again
+    if not source.is_file():
         proc = subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                               "-d", str(dest_dir), *pip_args,
-                               f"mmcv-lite=={SOURCE_VERSION}"], capture_output=True, text=True)
+                               "-d", str(dest_dir), *pip_args, f"mmcv-lite=={SOURCE_VERSION}"],
+                              capture_output=True, text=True)
         if proc.returncode != 0 or not source.is_file():
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise WheelError(f"could not download mmcv-lite=={SOURCE_VERSION} from the package index: {last}")
