@@ -64,11 +64,12 @@ def _requirement_names(dist) -> list[str]:
     return names
 
 
-def link_torch(dest: Path) -> Path:
+def link_torch(dest: Path, leave_out: tuple[str, ...] = ()) -> Path:
     """``dest`` with links to this environment's torch and what torch requires (their files and
-    .dist-info), nothing else: put on a venv's path, it is "a machine that already has a torch"."""
+    .dist-info), nothing else: put on a venv's path, it is "a machine that already has a torch".
+    ``leave_out``: requirements not linked (the install must bring them)."""
     dest.mkdir(parents=True, exist_ok=True)
-    todo, seen = ["torch"], set()
+    todo, seen = ["torch"], set(leave_out)
     while todo:
         try:
             dist = importlib.metadata.distribution(todo.pop())
@@ -125,6 +126,14 @@ def torch_site(tmp_path_factory) -> Path:
     if importlib.util.find_spec("torch") is None:
         pytest.skip("no torch in the test environment to link into the test virtualenvs")
     return link_torch(tmp_path_factory.mktemp("torch-site") / "site")
+
+
+@pytest.fixture(scope="session")
+def bare_torch_site(tmp_path_factory) -> Path:
+    """A torch without setuptools beside it: the install brings the setuptools the harness can use."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("no torch in the test environment to link into the test virtualenvs")
+    return link_torch(tmp_path_factory.mktemp("bare-torch-site") / "site", leave_out=("setuptools",))
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,8 @@ def test_wheelhouse_holds_the_project_mmcv_without_ops_and_no_torch(wheelhouse):
 
 
 @pytest.mark.install
-def test_offline_install_from_the_wheelhouse_beside_an_existing_torch(wheelhouse, torch_site, tmp_path):
+def test_offline_install_from_the_wheelhouse_beside_an_existing_torch(wheelhouse, bare_torch_site, tmp_path):
+    torch_site = bare_torch_site
     python = make_venv(tmp_path / "venv", torch_site)
     env = offline_env()
     run([python, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheelhouse, "al-seg-benchmark[cluster]"],
@@ -89,6 +90,9 @@ def test_offline_install_from_the_wheelhouse_beside_an_existing_torch(wheelhouse
                 cwd=tmp_path, env=env).stdout.split()
     assert check[0].startswith(str(site)) and check[1].startswith(str(torch_site))
     assert check[2:] == ["2.1.0+lite", "False"]
+    # a preset loads (mmengine finds mmseg's configs through pkg_resources: setuptools < 81)
+    run([python, "-c", "from benchmark.config.presets import PRESET_DIR, load_preset; "
+         "assert load_preset(PRESET_DIR / 'cityscapes_fpn.py').model.type == 'EncoderDecoder'"], cwd=tmp_path, env=env)
     listing = run([python, "-m", "benchmark", "list"], cwd=tmp_path, env=env).stdout
     assert "balent" in listing and "random" in listing
     run([python, "-m", "pip", "check"], cwd=tmp_path, env=env)
