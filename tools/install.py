@@ -10,7 +10,9 @@ nor replace it) and compiles nothing. mmcv 2.1.0 comes without its compiled ops,
 ``tools/mmcv_lite_wheel.py`` makes from PyPI's mmcv-lite (``mmcv 2.1.0+lite``, offered to pip
 with ``--find-links``); an mmcv that is already installed and satisfies ``mmcv>=2.1.0,<2.2.0``,
 one built with its ops for instance, is kept. The project is installed editable (``-e``) from
-this repository. Without a torch in this Python it refuses with one line and installs nothing.
+this repository. Other packages may be changed to fit the project's requirements (setuptools
+below 81, whose ``pkg_resources`` mmengine 0.10 needs). Without a torch in this Python it refuses
+with one line and installs nothing.
 """
 from __future__ import annotations
 
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     extras = [extra.strip() for extra in args.extras.split(",") if extra.strip()]
     try:
         torch_version = installed_torch()
+        if importlib.util.find_spec("pip") is None:
+            raise InstallError(f"no pip in {sys.executable}: `{sys.executable} -m ensurepip` installs it")
         if args.wheelhouse and not any(Path(args.wheelhouse).glob("mmcv-*.whl")):
             raise InstallError(f"{args.wheelhouse} holds no mmcv wheel: write it with "
                                f"`python tools/wheelhouse.py {args.wheelhouse}` on a machine with internet")
