@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     extras = [extra.strip() for extra in args.extras.split(",") if extra.strip()]
     try:
         torch_version = installed_torch()
-        if importlib.util.find_spec("pip") is None:
-            raise InstallError(f"no pip in {sys.executable}: `{sys.executable} -m ensurepip` installs it")
         if args.wheelhouse and not any(Path(args.wheelhouse).glob("mmcv-*.whl")):
             raise InstallError(f"{args.wheelhouse} holds no mmcv wheel: write it with "
                                f"`python tools/wheelhouse.py {args.wheelhouse}` on a machine with internet")
+        if importlib.util.find_spec("pip") is None:
+            raise InstallError(f"no pip in {sys.executable}: `{sys.executable} -m ensurepip` installs it")
         print(f"keeping torch {torch_version} of {sys.executable}; installing the harness without compiling anything")
         with tempfile.TemporaryDirectory(prefix="al-seg-install-") as tmp:
             if args.wheelhouse:
