@@ -21,8 +21,8 @@ import types
 from benchmark.errors import UsageError
 
 MODULE = "mmcv._ext"
-# how to get the ops (the README's "mmcv's compiled ops" says more); the whole message stays under
-# 300 characters for every op of mmcv 2.1.0, the part of an error that a failed run's one line keeps
+# how to get the ops (the README's "Why mmcv without its compiled ops" says more); the whole
+# message stays under 300 characters for every op of mmcv 2.1.0, what a failed run's line keeps
 BUILD_WITH_OPS = ("pip uninstall -y mmcv mmcv-lite && MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0 "
                   "(needs torch, setuptools<81; see README)")
 

@@ -74,7 +74,6 @@ def toy_sized(preset):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_runs_without_mmcv_ops(name, data_roots, tmp_path):
-    from benchmark.config.seeds import generator
     from benchmark.data.label_store import GroundTruthOracle, LabelStore, seed_random_pixels
     from benchmark.data.registry import get_dataset
     from benchmark.data.run_data import RunData
@@ -90,7 +89,7 @@ def test_preset_runs_without_mmcv_ops(name, data_roots, tmp_path):
         assert [step["type"] for step in pipeline_steps(preset, "train_augment")][:2] == ["RandomResize", "RandomCrop"]
     data = RunData(get_dataset(dataset), str(data_roots[dataset]), preset)
     oracle = GroundTruthOracle(data.ground_truth)
-    picks = seed_random_pixels(data.shapes, 20, generator("cpu", 0, "initial"))
+    picks = seed_random_pixels(data.shapes, 20, torch.Generator().manual_seed(0))
     store = LabelStore(data.shapes).with_clicks(0, picks, oracle.answer(picks))
     spec = replace(acquisition_spec("cpu", mc_samples=2, batch_size=2), mc_dropout_rate=0.5)
     model = fresh_model(spec, preset, data)
