@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from benchmark.config.capabilities import check_map_strategies, selections_for
 from benchmark.config.modes import (
     DEFAULT_MC_DROPOUT,
     DEFAULT_VOID_CLICKS,
@@ -18,7 +19,7 @@ from benchmark.config.modes import (
 )
 from benchmark.config.presets import load_preset, resolve_preset, selector_params
 from benchmark.config.run_spec import LEGACY_FIELDS, RunSpec, legacy_value, preset_digest, run_identity
-from benchmark.config.units import unit_fields
+from benchmark.config.units import unit_fields, units_for
 from benchmark.errors import UsageError
 from benchmark.records.schema import DEFAULT_SELECTION, SUPERVISED
 
@@ -260,6 +261,7 @@ def make_plan(args) -> list[RunSpec]:
             gpus_per_run=getattr(args, "gpus_per_run", 1),
         )
         check_mc_samples(strategies, base.mc_samples)
+        check_map_strategies(base.map_strategies)
         selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)
         units = unit_fields(args, al, base.pixels_per_image, selections)
         first = next(iter(units.values()))  # the supervised reference: pixel fields, the plan's costs
@@ -268,7 +270,8 @@ def make_plan(args) -> list[RunSpec]:
             if args.supervised:
                 runs.append(replace(base, strategy=SUPERVISED, selection=DEFAULT_SELECTION, seed=seed))
             runs += [replace(base, strategy=name, selection=selection, seed=seed, **units[unit])
-                     for name in strategies for selection in selections for unit in units]
+                     for name in strategies for selection in selections_for(name, selections)
+                     for unit in units_for(name, list(units))]
     return runs
 
 

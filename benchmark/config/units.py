@@ -97,6 +97,20 @@ def budget_per_image(args, al, pixels_per_image: int, costs: dict) -> float:
     return float(value)
 
 
+def units_for(name: str, units: list[str]) -> list[str]:
+    """The units strategy ``name`` runs with: all of them, or for a strategy that chooses its own
+    clicks (its pixels cannot be aggregated into regions) the pixel unit alone, which ``units``
+    must then hold."""
+    from strategies import STRATEGIES, chooses_clicks
+
+    if UNIT_SUPERPIXEL not in units or not chooses_clicks(STRATEGIES.get(name)):
+        return units
+    if UNIT_PIXEL in units:
+        return [UNIT_PIXEL]
+    raise UsageError(f"--unit {','.join(units)}: strategy {name} chooses its own clicks, so its scores cannot rank "
+                     f"superpixels; add {UNIT_PIXEL} to --unit (it then runs with pixel clicks only) or drop {name}")
+
+
 def unit_fields(args, al, pixels_per_image: int, selections: list[str]) -> dict[str, dict]:
     """Per unit of the plan, the RunSpec fields that say what its queries are and cost."""
     units = resolve_units(getattr(args, "unit", None), al)
