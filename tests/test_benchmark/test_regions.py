@@ -374,3 +374,16 @@ def test_tables_merged_from_a_version_without_units_keep_their_rows(tmp_path):
     cycles, ious = pd.read_csv(tmp_path / "cycles.csv"), pd.read_csv(tmp_path / "class_iou.csv")
     assert sorted(cycles["seed"]) == [0, 1] and set(cycles["unit"]) == {"pixel"}
     assert sorted(ious["seed"]) == [0, 1] and set(ious["unit"]) == {"pixel"}
+
+
+def test_a_strategy_that_chooses_its_clicks_runs_with_pixel_clicks_only():
+    from benchmark.config.units import units_for
+    from strategies import STRATEGIES, chooses_clicks
+
+    choosing = [n for n in STRATEGIES.names() if chooses_clicks(STRATEGIES.get(n))]
+    assert choosing, "no registered strategy chooses its own clicks"
+    name = choosing[0]
+    assert units_for(name, ["pixel", "superpixel"]) == ["pixel"]
+    assert units_for("entropy", ["pixel", "superpixel"]) == ["pixel", "superpixel"]
+    with pytest.raises(UsageError, match=f"strategy {name} chooses its own clicks"):
+        units_for(name, ["superpixel"])
