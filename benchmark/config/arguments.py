@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmark.config.modes import (
+    AGGREGATIONS,
     EXECUTORS,
     MC_DROPOUT_MASKS,
     ORACLE_GROUND_TRUTH,
@@ -17,16 +18,18 @@ from benchmark.errors import UsageError
 
 
 def add_run_flags(p) -> None:
-    """The flags of `run`: the plan's, and how many local processes execute it."""
+    """The flags of `run`: the plan's, the report's, and how many local processes execute it."""
     add_plan_flags(p)
+    add_report_flags(p)
     p.add_argument("--workers", default=None, metavar="N|auto",
                    help="runs trained at once in local processes, the CPU cores shared among them "
                         "(default auto: one per core with --device cpu, else 1)")
 
 
 def add_launch_flags(p) -> None:
-    """The flags of `launch`: the plan's, and the executor's."""
+    """The flags of `launch`: the plan's, the report's, and the executor's."""
     add_plan_flags(p)
+    add_report_flags(p)
     p.add_argument("--executor", choices=EXECUTORS, default="slurm",
                    help="slurm: job arrays with dependencies; local: background processes here; debug: in-process")
     p.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs")
@@ -37,6 +40,12 @@ def add_launch_flags(p) -> None:
                    help="jobs of one array running at once (slurm); jobs training at once (local, default 1)")
     p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other sbatch option, e.g. account=proj, mem=64G, qos=high (repeatable)")
+
+
+def add_report_flags(p) -> None:
+    """What `run` (and `launch`'s tables job) writes once the runs are done, beside the tables."""
+    p.add_argument("--no-plot", dest="plot", action="store_false",
+                   help="do not write the figures (RESULTS/figures, as `python -m benchmark plot` does) at the end")
 
 
 def add_plan_flags(p) -> None:
@@ -64,6 +73,13 @@ def add_plan_flags(p) -> None:
     p.add_argument("--selection", default=None,
                    help="selector(s) turning scores into clicks, NAME[,NAME] (topn, pixelpick, spread; "
                         "default: preset's, topn); runs the cross product with --strategy")
+    p.add_argument("--unit", default=None,
+                   help="what a query asks for: pixel (a click), superpixel (a region's dominant class) or "
+                        "pixel,superpixel (both, as separate leaderboard rows; default: preset's, pixel)")
+    p.add_argument("--region-aggregation", choices=AGGREGATIONS, default=None,
+                   help="pixel scores -> a superpixel's score: mean (default), max or topk_mean")
+    p.add_argument("--budget", type=float, default=None,
+                   help="cost units per image per cycle, for every unit (default: --pixels-per-image clicks)")
     p.add_argument("--void-clicks", choices=VOID_CLICK_MODES, default=None,
                    help="spend: a click on a void pixel costs budget (default); skip: void pixels are passed "
                         "over at no cost (an idealised annotator)")

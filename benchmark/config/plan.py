@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from benchmark.config.capabilities import check_map_strategies, selections_for
 from benchmark.config.modes import (
     DEFAULT_MC_DROPOUT,
     DEFAULT_VOID_CLICKS,
@@ -17,7 +18,8 @@ from benchmark.config.modes import (
     VOID_SKIP,
 )
 from benchmark.config.presets import load_preset, resolve_preset, selector_params
-from benchmark.config.run_spec import RunSpec, preset_digest, run_identity
+from benchmark.config.run_spec import LEGACY_FIELDS, RunSpec, legacy_value, preset_digest, run_identity
+from benchmark.config.units import unit_fields, units_for
 from benchmark.errors import UsageError
 from benchmark.records.schema import DEFAULT_SELECTION, SUPERVISED
 
@@ -259,12 +261,17 @@ def make_plan(args) -> list[RunSpec]:
             gpus_per_run=getattr(args, "gpus_per_run", 1),
         )
         check_mc_samples(strategies, base.mc_samples)
+        check_map_strategies(base.map_strategies)
         selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)
+        units = unit_fields(args, al, base.pixels_per_image, selections)
+        first = next(iter(units.values()))  # the supervised reference: pixel fields, the plan's costs
+        base = replace(base, **{**first, "unit": "pixel", "unit_cost": first["pixel_cost"], "superpixels": None})
         for seed in seeds:
             if args.supervised:
                 runs.append(replace(base, strategy=SUPERVISED, selection=DEFAULT_SELECTION, seed=seed))
-            runs += [replace(base, strategy=name, selection=selection, seed=seed)
-                     for name in strategies for selection in selections]
+            runs += [replace(base, strategy=name, selection=selection, seed=seed, **units[unit])
+                     for name in strategies for selection in selections_for(name, selections)
+                     for unit in units_for(name, list(units))]
     return runs
 
 
@@ -286,6 +293,8 @@ def check_existing(runs: list[RunSpec], resume: bool, overwrite: bool) -> None:
             raise UsageError(f"cannot resume {run.run_id}: its config.json is unreadable ({err}); "
                              f"use --overwrite or another --out") from None
         for key, value in run_identity(run).items():
+            if key not in old and key in LEGACY_FIELDS and _same(legacy_value(run, key), value):
+                continue  # made before the field existed, with the value it implied
             if key not in old:
                 raise UsageError(f"cannot resume {run.run_id}: it was made by an older version that did not "
                                  f"record {key}; use --overwrite or another --out")
