@@ -60,15 +60,3 @@ def load_preset(path: Path):
 def selector_params(preset, name: str) -> dict:
     """The preset's parameters of selector ``name`` (``active_learning.selector_params``)."""
     return dict(preset.active_learning.get("selector_params", {}).get(name, {}))
-
-
-def pipeline_steps(preset, key: str) -> list[dict]:
-    """The transforms of ``preset.data[key]`` (``train_augment``, ``test_resize``) in order: a list
-    of steps, or a dict of named steps (the bases name them so that a preset overrides one step's
-    settings and inherits the rest; mmengine merges dicts, not lists)."""
-    import copy
-
-    steps = preset.data.get(key) or []
-    if isinstance(steps, dict):
-        steps = list(steps.values())
-    return [copy.deepcopy(dict(step)) for step in steps]

@@ -16,8 +16,8 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.config.presets import pipeline_steps
 from benchmark.data.label_store import IGNORE_INDEX, PENDING, ImageShape, LabelStore
+from benchmark.data.pipeline_steps import pipeline_steps
 from benchmark.data.sparse_pipeline import PACK_META_KEYS, click_augment
 from benchmark.errors import UsageError
 

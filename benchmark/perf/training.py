@@ -68,7 +68,7 @@ def peer_training(preset, spec, root, data, iters: int, batch_size: int, device)
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from benchmark.config.presets import pipeline_steps
+    from benchmark.data.pipeline_steps import pipeline_steps
     from benchmark.model.segmentor import _quiet_mmengine, experiment_name
 
     model = copy.deepcopy(dict(preset.model))

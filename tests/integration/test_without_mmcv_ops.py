@@ -21,7 +21,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from benchmark.config.presets import PRESET_DIR, load_preset, pipeline_steps
+from benchmark.config.presets import PRESET_DIR, load_preset
+from benchmark.data.pipeline_steps import pipeline_steps
 from benchmark.runtime import mmcv_without_ops
 from tests.fixtures.native_layouts import make_native_layout
 
