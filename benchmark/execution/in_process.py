@@ -20,17 +20,20 @@ from benchmark.records.run_folder import FollowerFolder, RunFolder
 from benchmark.reports.tables import rebuild_leaderboard, write_tables
 from benchmark.runtime import distributed
 from benchmark.runtime.environment import environment
+from strategies import scoring_backend
 
 
-def prepare_run_folder(run: RunSpec, preset, data, overwrite: bool) -> RunFolder:
-    """Create (or, with --overwrite, recreate) the run folder with its config and pool files."""
+def prepare_run_folder(run: RunSpec, preset, data, overwrite: bool, scoring: dict | None = None) -> RunFolder:
+    """Create (or, with --overwrite, recreate) the run folder with its config and pool files;
+    ``scoring`` (``strategies.scoring_backend``: which kernels score) is recorded beside the environment."""
     folder = RunFolder(run.run_dir)
     if overwrite and run.run_dir.exists():
         shutil.rmtree(run.run_dir)
     if not folder.exists():
         config = dict(run=run.as_dict(), dataset=run.dataset, model=run.model, strategy=run.strategy,
                       seed=run.seed, classes=list(data.classes), preset=preset.to_dict(),
-                      effective_batch_size=run.effective_batch_size, environment=environment(run.device))
+                      effective_batch_size=run.effective_batch_size,
+                      environment=dict(environment(run.device), **(scoring or {})))
         folder.write_images(data.images_frame())
         folder.write_config(json.loads(json.dumps(config, default=str)))
     return folder
@@ -85,7 +88,10 @@ def _execute_one(run, resources, overwrite, claim, progress, cycles, reporter, c
     main = distributed.is_main()
     tables = (lambda: write_tables(Path(run.out))) if main else (lambda: None)
     preset, data = resources.preset(run), resources.data(run)
-    folder = prepare_run_folder(run, preset, data, overwrite) if main else FollowerFolder(run.run_dir)
+    # settles the strategies' scoring kernels in this process (on a CPU, builds BalEnt's native
+    # kernel if this machine has not yet, else loads it) before any timed scoring
+    scoring = scoring_backend(run.device)
+    folder = prepare_run_folder(run, preset, data, overwrite, scoring) if main else FollowerFolder(run.run_dir)
     distributed.barrier()  # the other ranks read the run folder once rank 0 has prepared it
     claim.start(folder)
     progress.reset(cycles, total=run.planned_cycles, completed=folder.completed_cycles(),

@@ -80,6 +80,10 @@ def test_run_folder_holds_config_selections_and_maps(two_model_run):
     environment = json.loads((run / "config.json").read_text())["environment"]  # what ran the run
     assert environment["device"] == "cpu" and environment["device_name"]
     assert {"torch", "cuda", "cudnn", "mmcv", "mmcv_compiled_ops", "mmengine", "mmseg", "numpy", "python"} <= set(environment)
+    from strategies import scoring_backend  # which kernel scored BalEnt: the one this process would use
+
+    assert {key: environment[key] for key in scoring_backend("cpu")} == scoring_backend("cpu")
+    assert environment["balent_kernel"] in ("native", "torch")
     selections = pd.read_csv(run / "selections.csv")
     assert list(selections.columns) == ["cycle", "image_id", "y", "x", "label"]
     assert not selections.duplicated(["image_id", "y", "x"]).any()
