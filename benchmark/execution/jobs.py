@@ -150,7 +150,10 @@ def _stop_on_sigterm() -> None:
     executor = os.environ.get("SUBMITIT_EXECUTOR")
     if executor not in ("slurm", "local"):
         return  # the debug executor: the launcher's own process
+    from submitit.core.job_environment import JobEnvironment
+
     interruption.stop_on_sigterm()
+    interruption.count_as_stop(JobEnvironment._usr_sig())  # submitit's requeue on USR2
     if executor == "local" and not os.environ.get("SUBMITIT_LOCAL_WITH_SHELL"):
         interruption.watch_parent(int(os.environ["SUBMITIT_LOCAL_JOB_ID"]))  # the controller's pid
 

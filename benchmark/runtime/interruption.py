@@ -60,6 +60,26 @@ def stop_on_sigterm(also_sigint: bool = False, quiet_when_idle: bool = False) ->
         signal.signal(signal.SIGINT, _on_signal)
 
 
+def count_as_stop(signum: int) -> None:
+    """The handler already installed for ``signum`` (submitit's USR2: checkpoint, requeue, exit)
+    counts as a stop once it raises: a SIGTERM that follows (Slurm's, as it requeues the job) is
+    then ignored instead of breaking into the unwinding."""
+    previous = signal.getsignal(signum)
+    if not callable(previous):
+        return
+
+    def handler(sig, frame):
+        if _state["stopping"]:
+            return
+        try:
+            previous(sig, frame)
+        except BaseException:
+            _state["stopping"] = True
+            raise
+
+    signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def busy():
     """Work in progress that a stop signal must unwind (a run), rather than end the process."""
