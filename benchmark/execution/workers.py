@@ -8,6 +8,11 @@ the locks they already use when several commands share an ``--out`` (``benchmark
 ``benchmark.cycle.cycle0_cache``, ``benchmark.reports.tables``): a run's lock, each seed's cycle-0 cache entry,
 the tables. The parent process plans and checks everything first, then hands each worker one run
 at a time and shows the progress it reads from the run folders.
+
+Stopping: Ctrl-C reaches every process of the group, and a SIGTERM to the main process is passed on
+to the workers; either way each worker stops its run at once, marked interrupted
+(``benchmark.runtime.interruption``), and no queued run begins. A worker whose main process is
+killed outright notices within a second and does the same, then exits: nothing outlives the command.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The main job through the CLI on the real mmseg models: tables, determinism, resume, bad input."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -103,12 +104,15 @@ def cycle_files(run_dir: Path, cycle: int) -> dict:
             for p in sorted(run_dir.rglob("*")) if p.is_file() and f"cycle_{cycle:02d}" in str(p.relative_to(run_dir))}
 
 
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
 def test_a_killed_run_resumes_where_it_stopped_and_ends_with_the_same_tables(run_cli, gated_reference,
-                                                                            benchmark_cache, tmp_path):
-    """kill -9 mid-run, at a known point (the gated run waits in cycle 1: cycle 0 recorded, cycle 1
-    trained but not recorded; the random run not begun). `status` reads it as interrupted and
-    repairs the stale ``running``; --resume computes only what is missing (cycle 0's files are the
-    ones written before the kill; cycle 1 is trained again), ending with an uninterrupted run's tables."""
+                                                                            benchmark_cache, tmp_path, signal_name):
+    """kill -9 (or SIGTERM) mid-run, at a known point (the gated run waits in cycle 1: cycle 0
+    recorded, cycle 1 trained but not recorded; the random run not begun). After SIGTERM the run
+    wrote ``interrupted`` itself and the command exited 143; after SIGKILL `status` reads it as
+    interrupted and repairs the stale ``running``. --resume computes only what is missing (cycle
+    0's files are the ones written before the kill; cycle 1 is trained again), ending with an
+    uninterrupted run's tables."""
     from tests.fixtures.gated_strategy import GATED_PLAN, wait_at_gate
 
     out = tmp_path / "out"
@@ -116,22 +120,30 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_with_the_same_tables(run
     env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), OMP_NUM_THREADS="1",
                PYTHONPATH=str(Path(__file__).resolve().parents[2]), BENCHMARK_GATE=str(out))
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2])
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     run = out / "runs" / "synthetic__fpn__gated__seed0"
     try:
         wait_at_gate(out, run.name, alive=lambda: proc.poll() is None)
+        proc.send_signal(getattr(signal, signal_name))  # SIGKILL: no handler runs, nothing is written on the way out
+        _, stderr = proc.communicate(timeout=120)
     finally:
-        proc.kill()  # SIGKILL: no handler runs, nothing is written on the way out
+        proc.kill()
         proc.wait()
     assert pd.read_csv(run / "cycles.csv")["cycle"].tolist() == [0]  # a partial run
     assert not (out / "runs" / "synthetic__fpn__random__seed0").exists()
-    assert json.loads((run / "status.json").read_text())["state"] == "running"  # stale: its process is gone
     cycle0 = cycle_files(run, 0)
     assert any("train_logs" in name for name in cycle0) and any("maps" in name for name in cycle0)
+    if signal_name == "SIGTERM":
+        assert proc.returncode == 143 and "--resume" in stderr.strip().splitlines()[-1]
+        recorded = json.loads((run / "status.json").read_text())
+        assert recorded["state"] == "interrupted" and "note" not in recorded  # written by the run itself
+    else:
+        assert json.loads((run / "status.json").read_text())["state"] == "running"  # stale: its process is gone
     status = run_cli("status", "--results", out, env_extra={"COLUMNS": "200"}).stdout
     assert "1 interrupted" in status
     repaired = json.loads((run / "status.json").read_text())
-    assert repaired["state"] == "interrupted" and "killed outright" in repaired["note"]
+    assert repaired["state"] == "interrupted"
+    assert ("killed outright" in repaired.get("note", "")) == (signal_name == "SIGKILL")
 
     run_cli(*args, "--resume")
     assert cycle_files(run, 0) == cycle0  # cycle 0 was not computed again
