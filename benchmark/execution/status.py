@@ -104,7 +104,7 @@ def join_scheduler(rows: list, submitted: dict, jobs: dict | None) -> None:
         job = (jobs or {}).get(str(job_id)) if job_id else None
         row["state"] = scheduler.joined_state(row["state"], job)
         row["scheduler"] = job.describe() if job is not None else None
-        if job is not None and row["job_id"] is None:
+        if job is not None:  # the job Slurm speaks of (a relaunch's, not the last attempt's)
             row["job_id"] = job_id
 
 
