@@ -49,12 +49,17 @@ def cmd_list(args, console) -> int:
 def cmd_leaderboard(args, console) -> int:
     from pathlib import Path
 
-    from benchmark.reports.display import print_leaderboard
-    from benchmark.reports.tables import rebuild_leaderboard, run_settings, sync_tables
+    from benchmark.reports.display import print_aggregate, print_leaderboard
+    from benchmark.reports.tables import rebuild_aggregate, rebuild_leaderboard, run_settings, sync_tables
 
-    sync_tables(Path(args.results))  # runs/ -> cycles.csv, keeping rows of runs merged from elsewhere
-    print_leaderboard(rebuild_leaderboard(Path(args.results)), console, run_settings(Path(args.results)))
-    console.print(f"written: {Path(args.results) / 'leaderboard.csv'}")
+    results = Path(args.results)
+    sync_tables(results)  # runs/ -> cycles.csv, keeping rows of runs merged from elsewhere
+    print_leaderboard(rebuild_leaderboard(results), console, run_settings(results))
+    written = [results / "leaderboard.csv", results / "pairwise.csv"]
+    if args.aggregate:
+        print_aggregate(rebuild_aggregate(results), console)
+        written.append(results / "aggregate.csv")
+    console.print(f"written: {', '.join(map(str, written))}")
     return 0
 
 
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("leaderboard", help="rebuild and print the leaderboard")
     p.add_argument("--results", default="results")
+    p.add_argument("--aggregate", action="store_true",
+                   help="also rank the arms across the (dataset, model) tasks of RESULTS: aggregate.csv")
     p.set_defaults(func=cmd_leaderboard)
     p = sub.add_parser("status", help="per run: cycles done of planned, running/finished/failed, last error")
     p.add_argument("--results", default="results")

@@ -1,9 +1,10 @@
 """Randomness for strategies and selection, only ever drawn from an explicit torch.Generator.
 
 Numbers are drawn on the generator's own device and then moved to the tensors' device, so a CPU
-generator gives the same numbers whether the posterior lives on the CPU or on a GPU (pass a
-generator on the tensors' device to skip the host-to-device copy). ``generator=None`` means a
-fresh CPU generator with torch's default seed: deterministic, and the global RNG is never used.
+generator gives the same numbers whether the posterior lives on the CPU or on a GPU (a generator
+on the tensors' device skips the host-to-device copy, but CUDA's generators run another algorithm:
+their numbers for a seed are not the CPU's). ``generator=None`` means a fresh CPU generator with
+torch's default seed: deterministic, and the global RNG is never used.
 """
 from __future__ import annotations
 

@@ -9,6 +9,14 @@ Run them on your own plugin (a plugin author's test is one line)::
 Each check raises ``StrategyCheckError`` or ``SelectorCheckError`` (AssertionErrors) naming what
 failed. Inputs are small synthetic posteriors and score maps built from a fixed seed, so the
 checks are deterministic.
+
+A strategy that declares more than ``score(post, generator)`` (``strategies.protocol``) is checked
+through what it declares: a pool-aware one (``begin_cycle``) begins a fresh cycle on a synthetic
+pool context for every call; a feature-based one (``needs_features``) gets synthetic features of
+the posterior's size, one image at a time (the batch checks are skipped: the harness never gives it
+a batch); one that chooses its clicks (``chooses_clicks``) gets the choice checks instead of the
+score checks (the selector contract, determinism, no global RNG, MC-sample order, degenerate
+inputs, and a fresh cycle per ``begin_cycle``).
 """
 from __future__ import annotations
 
@@ -17,8 +25,9 @@ from collections.abc import Callable
 import torch
 
 from strategies.posterior import PixelPosterior
-from strategies.protocol import needs_samples
+from strategies.protocol import chooses_clicks, needs_features, needs_samples, pool_aware
 from strategies.selection import select_top_n
+from strategies.testing_context import InContext
 
 M, C, H, W = 8, 5, 6, 7
 
@@ -103,7 +112,7 @@ def _same(a: torch.Tensor, b: torch.Tensor, rtol: float = 0.0, atol: float = 0.0
 
 def check_shape(strategy: object, seed: int = 0, device: str = "cpu") -> None:
     """Scores are a floating tensor [H, W] (or [B, H, W] for a batch) on the posterior's device."""
-    for shape in [(C, H, W), (2, C, H, W)]:
+    for shape in [(C, H, W)] + ([] if needs_features(strategy) else [(2, C, H, W)]):
         post = _posterior(strategy, mc_samples(shape=shape, seed=seed, dtype=torch.float32), device)
         scores = _score(strategy, post, seed)
         _fail_unless(isinstance(scores, torch.Tensor), "shape", f"score returned {type(scores)}")
@@ -184,6 +193,8 @@ def check_determinism(strategy: object, seed: int = 0, device: str = "cpu") -> N
 
 def check_batch_consistency(strategy: object, seed: int = 0, device: str = "cpu") -> None:
     """A deterministic strategy scores each image of a batch as it scores it alone."""
+    if needs_features(strategy):
+        return  # scored one image at a time, with that image's features
     post = _posterior(strategy, mc_samples(seed=seed), device)
     if not _same(_score(strategy, post, seed), _score(strategy, post, seed + 1)):
         return  # stochastic scores: the noise of a batch differs by design
@@ -207,14 +218,26 @@ def check_strategy(strategy: object, *, seed: int = 0, device: str = "cpu",
 
     ``degenerates_last=False`` skips the checks that certain pixels (one-hot, or saturated float32
     statistics) are never picked before uncertain ones, for strategies that ignore the posterior
-    (like ``random``); the others, no crash and the score shape on saturated input included, hold
-    for every strategy.
+    (like ``random``) or that choose for diversity rather than uncertainty (``coreset``,
+    ``badge``); the others, no crash and the score shape on saturated input included, hold for
+    every strategy. Strategies that declare features, a pool context or their own choice of clicks
+    are checked through those (the module docstring).
     """
-    _fail_unless(callable(getattr(strategy, "score", None)), "protocol",
-                 f"{strategy!r} has no score(post, generator=None) method")
+    if chooses_clicks(strategy):
+        _fail_unless(pool_aware(strategy) or callable(getattr(strategy, "choose", None)), "protocol",
+                     f"{strategy!r} declares chooses_clicks but has neither begin_cycle(pool) nor "
+                     f"choose(post, excluded, n, generator=None)")
+        for check in CHOICE_CHECKS + ([check_choice_degenerates_last] if degenerates_last else []):
+            check(strategy, seed=seed, device=device)
+        return
+    subject = InContext(strategy, seed=seed, device=device) \
+        if pool_aware(strategy) or needs_features(strategy) else strategy
+    handler = subject.begin(C) if isinstance(subject, InContext) else strategy
+    _fail_unless(callable(getattr(handler, "score", None)), "protocol",
+                 f"{handler!r} has no score(post, generator=None) method")
     last = [check_degenerates_ranked_last, check_saturated_ranked_last]
     for check in CHECKS + (last if degenerates_last else []):
-        check(strategy, seed=seed, device=device)
+        check(subject, seed=seed, device=device)
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -266,9 +289,8 @@ def _select(selector: object, scores: torch.Tensor, labelled: torch.Tensor | Non
 
 
 def _check_picks(picks: object, scores: torch.Tensor, labelled: torch.Tensor | None, n: int,
-                 case: str) -> None:
+                 case: str, fail: Callable[[bool, str, str], None] = _selector_fail_unless) -> None:
     """Output contract: LongTensor [k, 2], k = min(n, unlabelled), in bounds, valid, distinct."""
-    fail = _selector_fail_unless
     fail(isinstance(picks, torch.Tensor), "output", f"{case}: select returned {type(picks)}")
     fail(picks.dtype == torch.long and picks.dim() == 2 and picks.shape[-1] == 2, "output",
          f"{case}: expected a LongTensor [k, 2], got {picks.dtype} {tuple(picks.shape)}")
@@ -320,3 +342,106 @@ def check_selector(selector: object, *, seed: int = 0, device: str = "cpu") -> N
                           f"method")
     check_selection_contract(selector, seed=seed, device=device)
     check_selector_reproducible(selector, seed=seed, device=device)
+
+
+# --- strategies that choose their clicks (``chooses_clicks``) ------------------------------------
+
+
+def choice_cases(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:
+    """``name -> (probs [m, C, h, w], excluded [h, w], n)``: what a choosing strategy must take."""
+    g = torch.Generator().manual_seed(seed + 1)
+    some = torch.rand(H, W, generator=g) < 0.3
+    most = torch.ones(H, W, dtype=torch.bool)
+    most[0, :3] = False  # three pixels left
+    none = torch.zeros(H, W, dtype=torch.bool)
+    cases = {
+        "ordinary": (mc_samples(seed=seed), some, 5),
+        "nothing excluded": (mc_samples(seed=seed), none, 5),
+        "n above the selectable count": (mc_samples(seed=seed), most, 5),
+        "n = 0": (mc_samples(seed=seed), some, 0),
+        "fully excluded": (mc_samples(seed=seed), torch.ones(H, W, dtype=torch.bool), 5),
+        "one-row image": (mc_samples(shape=(C, 1, 9), seed=seed), torch.zeros(1, 9, dtype=torch.bool), 4),
+        "one-pixel image": (mc_samples(shape=(C, 1, 1), seed=seed), torch.zeros(1, 1, dtype=torch.bool), 3),
+    }
+    for name, probs in degenerate_inputs(seed).items():
+        cases[f"{name} input"] = (probs, some, 5)
+    return cases
+
+
+def _choose(strategy: object, probs: torch.Tensor, excluded: torch.Tensor, n: int, seed: int | None,
+            device: str, cycle: object | None = None) -> torch.Tensor:
+    """One image's clicks from a fresh cycle (or ``cycle``) in the synthetic pool context."""
+    context = InContext(strategy, seed=0 if seed is None else seed, device=device)
+    post = _posterior(strategy, probs, device)
+    handler = context.begin(post.num_classes) if cycle is None else cycle
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    return handler.choose(post, excluded.to(device), n, generator=g, **context.extra(post.score_shape))
+
+
+def check_choice_contract(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Every case of ``choice_cases``: no crash, and the selector contract (LongTensor [k, 2] on the
+    posterior's device, k = min(n, pixels not excluded), in bounds, none excluded, none twice)."""
+    for case, (probs, excluded, n) in choice_cases(seed).items():
+        try:
+            picks = _choose(strategy, probs, excluded, n, seed, device)
+        except Exception as exc:
+            raise StrategyCheckError(f"choice: crashed on {case}: {exc!r}") from exc
+        stand_in = torch.empty(excluded.shape, device=device)  # the image's shape and device
+        _check_picks(picks, stand_in, excluded, n, f"choice: {case}", _fail_unless)
+
+
+def check_choice_determinism(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Same generator seed, same clicks; generator=None is deterministic; global RNG untouched."""
+    probs, excluded, n = choice_cases(seed)["ordinary"]
+    state = torch.get_rng_state()
+    for g in (seed, None):
+        first, second = (_choose(strategy, probs, excluded, n, g, device) for _ in range(2))
+        _fail_unless(torch.equal(first, second), "choice determinism",
+                     "two choices with the same generator seed differ" if g is not None
+                     else "generator=None is not deterministic")
+    _fail_unless(torch.equal(state, torch.get_rng_state()), "choice determinism",
+                 "choose() used torch's global RNG; draw from the generator argument")
+
+
+def check_choice_sample_order(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """Permuting the MC samples leaves the clicks unchanged (same generator seed)."""
+    probs, excluded, n = choice_cases(seed)["ordinary"]
+    order = torch.randperm(M, generator=torch.Generator().manual_seed(seed + 1))
+    first = _choose(strategy, probs, excluded, n, seed, device)
+    second = _choose(strategy, probs[order], excluded, n, seed, device)
+    _fail_unless(torch.equal(first, second), "choice sample order",
+                 "the clicks change when the MC samples are permuted")
+
+
+def check_choice_fresh_cycle(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """What a cycle keeps from image to image stays in that cycle: an image chosen first in a new
+    cycle gets the clicks it got first in an earlier one, whatever that cycle chose after it."""
+    if not pool_aware(strategy):
+        return
+    probs, excluded, n = choice_cases(seed)["ordinary"]
+    other = mc_samples(seed=seed + 5)
+    context = InContext(strategy, seed=seed, device=device)
+    cycle = context.begin(C)
+    first = _choose(strategy, probs, excluded, n, seed, device, cycle)
+    _choose(strategy, other, excluded, n, seed, device, cycle)
+    again = _choose(strategy, probs, excluded, n, seed, device, context.begin(C))
+    _fail_unless(torch.equal(first, again), "fresh cycle",
+                 "begin_cycle returned an object that remembers an earlier cycle's choices")
+
+
+def check_choice_degenerates_last(strategy: object, seed: int = 0, device: str = "cpu") -> None:
+    """In an image mixing one-hot and uncertain pixels, n = (uncertain pixels) clicks are all
+    uncertain ones (for strategies that choose by uncertainty)."""
+    probs = one_hot_samples(seed=seed)
+    uncertain = torch.rand((H, W), generator=torch.Generator().manual_seed(seed)) < 0.3
+    uncertain[0, 0] = True
+    probs = torch.where(uncertain, mc_samples(seed=seed + 1), probs)
+    picks = _choose(strategy, probs, torch.zeros(H, W, dtype=torch.bool), int(uncertain.sum()), seed, device)
+    picks = picks.cpu()
+    _fail_unless(bool(uncertain[picks[:, 0], picks[:, 1]].all()), "degenerates last",
+                 "a one-hot (certain) pixel was chosen before an uncertain one")
+
+
+CHOICE_CHECKS: list[Callable[..., None]] = [
+    check_choice_contract, check_choice_determinism, check_choice_sample_order, check_choice_fresh_cycle,
+]

@@ -17,16 +17,18 @@ from benchmark.errors import UsageError
 
 
 def add_run_flags(p) -> None:
-    """The flags of `run`: the plan's, and how many local processes execute it."""
+    """The flags of `run`: the plan's, the report's, and how many local processes execute it."""
     add_plan_flags(p)
+    add_report_flags(p)
     p.add_argument("--workers", default=None, metavar="N|auto",
                    help="runs trained at once in local processes, the CPU cores shared among them "
                         "(default auto: one per core with --device cpu, else 1)")
 
 
 def add_launch_flags(p) -> None:
-    """The flags of `launch`: the plan's, and the executor's."""
+    """The flags of `launch`: the plan's, the report's, and the executor's."""
     add_plan_flags(p)
+    add_report_flags(p)
     p.add_argument("--executor", choices=EXECUTORS, default="slurm",
                    help="slurm: job arrays with dependencies; local: background processes here; debug: in-process")
     p.add_argument("--slurm-partition", default=None, help="Slurm partition of the jobs")
@@ -37,6 +39,12 @@ def add_launch_flags(p) -> None:
                    help="jobs of one array running at once (slurm); jobs training at once (local, default 1)")
     p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other sbatch option, e.g. account=proj, mem=64G, qos=high (repeatable)")
+
+
+def add_report_flags(p) -> None:
+    """What `run` (and `launch`'s tables job) writes once the runs are done, beside the tables."""
+    p.add_argument("--no-plot", dest="plot", action="store_false",
+                   help="do not write the figures (RESULTS/figures, as `python -m benchmark plot` does) at the end")
 
 
 def add_plan_flags(p) -> None:

@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from benchmark.config.capabilities import check_map_strategies, selections_for
 from benchmark.config.modes import (
     DEFAULT_MC_DROPOUT,
     DEFAULT_VOID_CLICKS,
@@ -259,12 +260,13 @@ def make_plan(args) -> list[RunSpec]:
             gpus_per_run=getattr(args, "gpus_per_run", 1),
         )
         check_mc_samples(strategies, base.mc_samples)
+        check_map_strategies(base.map_strategies)
         selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)
         for seed in seeds:
             if args.supervised:
                 runs.append(replace(base, strategy=SUPERVISED, selection=DEFAULT_SELECTION, seed=seed))
             runs += [replace(base, strategy=name, selection=selection, seed=seed)
-                     for name in strategies for selection in selections]
+                     for name in strategies for selection in selections_for(name, selections)]
     return runs
 
 

@@ -1,4 +1,11 @@
-"""Every random stream of a run is seeded from the run seed and a purpose, here and only here."""
+"""Every random stream of a run is seeded from the run seed and a purpose, here and only here.
+
+Every generator is a CPU generator, whatever the run's device: the numbers are drawn on the CPU
+and moved to the device (``strategies/rng.py``, ``benchmark/model/mc_dropout.py``), so the same
+seed gives the same cycle-0 clicks, strategy noise, dropout masks, tie-breaks and record samples
+on a CPU and on a GPU. (A CUDA generator runs another algorithm, Philox: its numbers for the same
+seed differ from the CPU's, and a run on a GPU would be another experiment from cycle 1 on.)
+"""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +19,6 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def generator(device, *parts) -> torch.Generator:
-    """A torch generator on ``device`` seeded with ``derive_seed(*parts)``."""
-    return torch.Generator(device=device).manual_seed(derive_seed(*parts))
+def cpu_generator(*parts) -> torch.Generator:
+    """A CPU torch generator seeded with ``derive_seed(*parts)``: the same numbers on every device."""
+    return torch.Generator().manual_seed(derive_seed(*parts))

@@ -4,12 +4,22 @@ the uncertainty record of the pool (the decomposition columns of cycles.csv).
 Every random stream is keyed by image: image i's dropout masks by (seed, cycle, "masks", i), its
 strategy noise and selection by (seed, cycle, "select", strategy, selection, i). So an image's
 clicks depend neither on the batch it is in, nor on which process handles it, and two strategies
-never share their random numbers. Everything stays on ``spec.device``, streaming one batch of
-images at a time: only the picked coordinates and the record's sums come back to the host.
+never share their random numbers. The generators are CPU generators whatever ``spec.device``
+(``benchmark.config.seeds``): the numbers are drawn on the host and moved, so the clicks of a seed
+are the same on a CPU and on a GPU given the same scores. Everything else stays on ``spec.device``,
+streaming one batch of images at a time: only the picked coordinates and the record's sums come
+back to the host.
 
 With several ranks for one run (``--gpus-per-run``), rank r handles images r, r + G, r + 2G, ...;
 the clicks and one record per image are gathered to every rank, and the images' records are
 folded in pool order: the clicks and the record equal a single process's, whatever G.
+
+What a strategy declares (``strategies.protocol``), and nothing else about it, changes the pass:
+``needs_features`` keeps each image's classifier input for its call; ``begin_cycle`` builds the
+cycle's pool context first (``pool_context.py``; with ``needs_labelled_features`` a feature pass
+over the pool) and hands this cycle's images to the object it returns, in pool order on every rank
+(its choice for an image may depend on the images before it); ``chooses_clicks`` takes each
+image's clicks from its ``choose`` instead of a selector over its scores.
 """
 from __future__ import annotations
 
@@ -19,12 +29,21 @@ from typing import Callable
 
 import torch
 
-from benchmark.config.seeds import generator
+from benchmark.config.seeds import cpu_generator
+from benchmark.cycle.pool_context import pool_context
 from benchmark.cycle.pool_record import PoolRecord
 from benchmark.model.mc_dropout import mc_posteriors
 from benchmark.runtime import distributed
 from benchmark.runtime.timing import stage, synchronize
-from strategies import needs_samples
+from strategies import (
+    chooses_clicks,
+    for_cycle,
+    needs_features,
+    needs_labelled_features,
+    needs_samples,
+    per_image_call,
+    pool_aware,
+)
 
 
 @dataclass
@@ -42,7 +61,17 @@ class Acquisition:
 
 def selection_generator(spec, cycle: int, image_id: int) -> torch.Generator:
     """The random stream of one image's scoring noise and selection (see the module docstring)."""
-    return generator(spec.device, spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
+    return cpu_generator(spec.seed, cycle, "select", spec.strategy, spec.selection, image_id)
+
+
+def mask_generator(spec, cycle: int, image_id: int) -> torch.Generator:
+    """The random stream of one image's MC-dropout masks (shared by every strategy of a seed)."""
+    return cpu_generator(spec.seed, cycle, "masks", image_id)
+
+
+def record_generator(spec, cycle: int, image_id: int) -> torch.Generator:
+    """The random stream of the pixels one image's uncertainty record samples."""
+    return cpu_generator(spec.seed, cycle, "record", image_id)
 
 
 def pool_batches(data, batch_size: int, ranks: bool):
@@ -65,33 +94,50 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
     no cost (``--void-clicks skip``); labelled pixels are always passed over.
     """
     device = spec.device
-    keep = needs_samples(strategy)
+    keep, features = needs_samples(strategy), needs_features(strategy)
     out, record = Acquisition(), PoolRecord(spec.record_pixels)
     stages = dict(scoring=0.0, selection=0.0, record=0.0)
-    ranks = distributed.world_size() > 1  # each rank scores its share of the images (module docstring)
+    # each rank scores its share of the images (module docstring); a pool-aware strategy sees them all
+    ranks = distributed.world_size() > 1 and not pool_aware(strategy)
+    handler = strategy
+    if pool_aware(strategy):
+        start = time.perf_counter()
+        pool = pool_context(model, pool_batches(data, spec.batch_size, False), store, device,
+                            needs_labelled_features(strategy))
+        synchronize(device)
+        out.inference_seconds += time.perf_counter() - start
+        with stage(stages, "scoring", device):
+            handler = for_cycle(strategy, pool)
     per_image = {}
     for image_ids, batch in pool_batches(data, spec.batch_size, ranks):
         start = time.perf_counter()
-        masks = [generator(device, spec.seed, cycle, "masks", i) for i in image_ids]
-        posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep)
+        masks = [mask_generator(spec, cycle, i) for i in image_ids]
+        posteriors = mc_posteriors(model, batch, spec.mc_samples, masks, keep_samples=keep, keep_features=features)
+        posteriors, maps = posteriors if features else (posteriors, [None] * len(posteriors))
         synchronize(device)
         out.inference_seconds += time.perf_counter() - start
-        for image_id, post in zip(image_ids, posteriors):
+        for image_id, post, feature_map in zip(image_ids, posteriors, maps):
             labelled = store.labelled_mask(image_id, device)
             excluded = labelled if void_mask is None else labelled | void_mask(image_id).to(device)
             select = selection_generator(spec, cycle, image_id)
-            with stage(stages, "scoring", device):
-                scores = strategy.score(post, generator=select)
-            with stage(stages, "selection", device):
-                out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
+            extra = per_image_call(strategy, feature_map)
+            if chooses_clicks(strategy):  # the strategy's own choice: its time counts as scoring
+                with stage(stages, "scoring", device):
+                    picks = handler.choose(post, excluded, spec.pixels_per_image, generator=select, **extra)
+                    out.picks[image_id] = picks.cpu().numpy()
+            else:
+                with stage(stages, "scoring", device):
+                    scores = handler.score(post, generator=select, **extra)
+                with stage(stages, "selection", device):
+                    out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
             with stage(stages, "record", device):
                 target = PoolRecord(spec.record_pixels) if ranks else record
-                target.add(post, ~labelled, generator(device, spec.seed, cycle, "record", image_id))
+                target.add(post, ~labelled, record_generator(spec, cycle, image_id))
                 if ranks:
                     per_image[image_id] = target.to("cpu")
         # drop this batch's statistics before the next batch's are computed: otherwise two
         # batches are alive at once and the peak depends on how the pool divides into batches
-        posteriors = post = scores = None
+        posteriors = maps = post = feature_map = scores = None
     if ranks:  # every rank gets every image's clicks; the record folds the images in pool order
         out.picks = distributed.gather_dict(out.picks)
         for part in distributed.gather_dict(per_image).values():

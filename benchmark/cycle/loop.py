@@ -12,7 +12,7 @@ from typing import Iterator
 from benchmark.config.modes import ORACLE_GROUND_TRUTH, RETRAIN_FINETUNE, VOID_SKIP
 from benchmark.config.presets import selector_params
 from benchmark.config.run_spec import cycle0_key
-from benchmark.config.seeds import generator
+from benchmark.config.seeds import cpu_generator
 from benchmark.cycle.acquisition import Acquisition, acquire
 from benchmark.cycle.cycle0_cache import CycleZeroCache
 from benchmark.cycle.query_diagnostics import query_diagnostics, rare_classes
@@ -31,7 +31,7 @@ def cycle0_store(spec, data, oracle) -> LabelStore:
     """Cycle 0's random clicks, answered by the ground-truth ``oracle`` (same for every strategy of a
     seed; with ``--void-clicks skip`` drawn among the pixels the oracle would not answer as void)."""
     excluded = oracle.void_mask if spec.void_clicks == VOID_SKIP else None
-    picks = seed_random_pixels(data.shapes, spec.pixels_per_image, generator("cpu", spec.seed, "initial"), excluded)
+    picks = seed_random_pixels(data.shapes, spec.pixels_per_image, cpu_generator(spec.seed, "initial"), excluded)
     return LabelStore(data.shapes).with_clicks(0, picks, oracle.answer(picks))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from benchmark.config.seeds import generator
+from benchmark.config.seeds import cpu_generator
 from benchmark.model.mc_dropout import mc_posteriors
 from strategies import build_strategy, select_top_n
 
@@ -34,14 +34,14 @@ def uncertainty_maps(model, data, spec, cycle: int) -> list[dict]:
         return []
     names = list(spec.map_strategies)
     strategies = [build_strategy(name) for name in names]
-    masks = generator(spec.device, spec.seed, cycle, "maps")
+    masks = cpu_generator(spec.seed, cycle, "maps")
     maps, image_id = [], 0
     for batch in data.val_loader(spec.batch_size, limit=spec.map_images):
         for post, sample in zip(mc_posteriors(model, batch, spec.mc_samples, masks), batch["data_samples"]):
             empty = torch.zeros(post.score_shape, dtype=torch.bool, device=post.device)
             scores, ranks, picks = [], [], []
             for name, strategy in zip(names, strategies):
-                select = generator(spec.device, spec.seed, cycle, name)
+                select = cpu_generator(spec.seed, cycle, name)
                 score = strategy.score(post, generator=select)
                 picks.append(select_top_n(score, empty, spec.pixels_per_image, select).cpu().numpy())
                 scores.append(score.float().cpu().numpy())

@@ -30,7 +30,9 @@ class ADE20KSpec(DatasetSpec):
     name = "ade20k"
     classes = tuple(ADE20KDataset.METAINFO["classes"])
     palette = tuple(tuple(p) for p in ADE20KDataset.METAINFO["palette"])
-    description = "ADE20K SceneParsing, 150 classes (20210 train / 2000 val images)"
+    split_images = {"train": 20210, "val": 2000}
+    description = (f"ADE20K SceneParsing, 150 classes ({split_images['train']} train / "
+                   f"{split_images['val']} val images)")
 
     def locate(self, root) -> Path:
         """The folder of the layout: ``root`` itself or ``ADEChallengeData2016/`` in it."""

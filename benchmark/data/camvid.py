@@ -62,7 +62,9 @@ class CamVidSpec(DatasetSpec):
     name = "camvid"
     classes = CLASSES
     palette = PALETTE
-    description = "CamVid, SegNet's 11 classes + void (367 train / 101 val images)"
+    split_images = {"train": 367, "val": 101}
+    description = (f"CamVid, SegNet's 11 classes + void ({split_images['train']} train / "
+                   f"{split_images['val']} val images)")
 
     def locate(self, root) -> Path:
         """The folder of the layout: ``root`` itself or the ``CamVid/`` folder in it."""

@@ -34,7 +34,9 @@ class CityscapesSpec(DatasetSpec):
     name = "cityscapes"
     classes = tuple(CityscapesDataset.METAINFO["classes"])
     palette = tuple(tuple(p) for p in CityscapesDataset.METAINFO["palette"])
-    description = "Cityscapes gtFine, 19 train ids (2975 train / 500 val images)"
+    split_images = {"train": 2975, "val": 500}
+    description = (f"Cityscapes gtFine, 19 train ids ({split_images['train']} train / "
+                   f"{split_images['val']} val images)")
 
     def locate(self, root) -> Path:
         """The folder of the layout: ``root`` itself or the ``cityscapes/`` folder in it."""

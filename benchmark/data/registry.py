@@ -20,6 +20,9 @@ class DatasetSpec:
     classes: tuple[str, ...] = ()
     palette: tuple[tuple[int, int, int], ...] = ()
     description: str = ""
+    # the official splits' image counts, e.g. {"train": 2975, "val": 500} (empty: none published);
+    # used to plan (the GPU check's estimate of the paper protocol), never to check a data root
+    split_images: dict = {}
 
     def dataset_cfg(self, root: str | Path, split: str) -> dict:  # pragma: no cover - abstract
         """mmseg dataset config (without pipeline) for ``split`` ('train' or 'val') under ``root``."""

@@ -34,7 +34,9 @@ class VOC2012Spec(DatasetSpec):
     name = "voc2012"
     classes = tuple(PascalVOCDataset.METAINFO["classes"])
     palette = tuple(tuple(p) for p in PascalVOCDataset.METAINFO["palette"])
-    description = "PASCAL VOC 2012 segmentation, 21 classes (1464 train / 1449 val images)"
+    split_images = {"train": 1464, "val": 1449}
+    description = (f"PASCAL VOC 2012 segmentation, 21 classes ({split_images['train']} train / "
+                   f"{split_images['val']} val images)")
 
     def locate(self, root) -> Path:
         """The folder of the layout: ``root`` itself, or ``VOC2012/`` or ``VOCdevkit/VOC2012/`` in it."""

@@ -19,18 +19,7 @@ from benchmark.model.training import Reporter
 from benchmark.records.run_folder import FollowerFolder, RunFolder
 from benchmark.reports.tables import rebuild_leaderboard, write_tables
 from benchmark.runtime import distributed
-
-
-def _environment() -> dict:
-    import platform
-
-    import mmcv
-    import mmengine
-    import mmseg
-    import torch
-
-    return dict(python=platform.python_version(), torch=torch.__version__, mmcv=mmcv.__version__,
-                mmengine=mmengine.__version__, mmseg=mmseg.__version__, machine=platform.machine())
+from benchmark.runtime.environment import environment
 
 
 def prepare_run_folder(run: RunSpec, preset, data, overwrite: bool) -> RunFolder:
@@ -41,7 +30,7 @@ def prepare_run_folder(run: RunSpec, preset, data, overwrite: bool) -> RunFolder
     if not folder.exists():
         config = dict(run=run.as_dict(), dataset=run.dataset, model=run.model, strategy=run.strategy,
                       seed=run.seed, classes=list(data.classes), preset=preset.to_dict(),
-                      effective_batch_size=run.effective_batch_size, environment=_environment())
+                      effective_batch_size=run.effective_batch_size, environment=environment(run.device))
         folder.write_images(data.images_frame())
         folder.write_config(json.loads(json.dumps(config, default=str)))
     return folder

@@ -4,7 +4,8 @@ Each job is one step that already exists in the harness, run in the job's own pr
 
     CycleZeroJob   trains cycle 0 of one (dataset, model, seed) into the shared cache
     RunJob         one run with resume semantics (what `run --resume` does for that run)
-    TablesJob      rebuilds cycles.csv, class_iou.csv and leaderboard.csv from the run folders
+    TablesJob      rebuilds cycles.csv, class_iou.csv, leaderboard.csv and pairwise.csv from the run
+                   folders, and writes the figures (unless --no-plot)
 
 They are ``submitit.helpers.Checkpointable``: on a timeout or preemption signal submitit pickles
 the job again and requeues it, and the requeued job resumes from the run's last completed cycle
@@ -260,20 +261,21 @@ class CycleZeroJob(BenchmarkJob):
 
 
 class TablesJob(BenchmarkJob):
-    """The union tables and the leaderboard, rebuilt once every run job has ended."""
+    """The union tables and the leaderboard, rebuilt once every run job has ended; the figures."""
 
     kind = "tables"
     name = "tables"
 
-    def __init__(self, out: str):
-        self.out = out
+    def __init__(self, out: str, plot: bool = True):
+        self.out, self.plot = out, plot
 
     def work(self) -> dict:
         from benchmark.errors import UsageError
+        from benchmark.execution.run_command import write_figures
         from benchmark.execution.status import run_states
         from benchmark.reports.tables import rebuild_leaderboard, sync_tables
 
-        out = Path(self.out)
+        out, console = Path(self.out), _console()
         sync_tables(out)
         if (out / "cycles.csv").is_file():
             rebuild_leaderboard(out)
@@ -281,5 +283,7 @@ class TablesJob(BenchmarkJob):
             states = run_states(out)["state"].value_counts().to_dict()
         except UsageError:  # every job failed before its run had a folder
             states = {}
-        _console().print(f"tables and leaderboard rebuilt in {out}; runs: {states}")
+        console.print(f"tables and leaderboard rebuilt in {out}; runs: {states}")
+        if getattr(self, "plot", True) and (out / "cycles.csv").is_file():
+            write_figures(out, console)
         return dict(states=states)

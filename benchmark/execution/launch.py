@@ -231,7 +231,7 @@ def launch(args, console) -> int:
         for run in runs:
             shutil.rmtree(run.run_dir, ignore_errors=True)
     options.max_timeouts = max(run.planned_cycles for run in runs) + 2
-    graph = plan_jobs(runs, args.plugins)
+    graph = plan_jobs(runs, args.plugins, args.plot)
     records = submit(graph, options) if graph.stages else []
     if records:
         write_manifest(Path(runs[0].out), options, records)

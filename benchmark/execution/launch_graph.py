@@ -2,7 +2,7 @@
 
 Per (dataset, model, seed): one job trains cycle 0 into the shared cache; the strategy runs of
 that seed wait for it (they load cycle 0 from the cache). The supervised reference runs
-independently. A last job rebuilds the tables once every other job has ended, however it ended.
+independently. A last job rebuilds the tables (and writes the figures) once every other job has ended, however it ended.
 
 Finished runs are skipped, and so are runs another process executes now (their lock is held).
 A run whose cycle 0 is already recorded, or whose seed's cycle 0 is already cached, needs no
@@ -49,8 +49,9 @@ def _groups(runs) -> dict:
     return groups
 
 
-def plan_jobs(runs, plugins: str | None = None) -> LaunchGraph:
-    """The stages to submit for ``runs``, in submission order (see the module docstring)."""
+def plan_jobs(runs, plugins: str | None = None, plot: bool = True) -> LaunchGraph:
+    """The stages to submit for ``runs``, in submission order (see the module docstring); ``plot``:
+    the tables job writes the figures too."""
     graph = LaunchGraph(stages=[])
     independent, waiting = [], []
     for key, group in _groups(runs).items():
@@ -77,5 +78,5 @@ def plan_jobs(runs, plugins: str | None = None) -> LaunchGraph:
     graph.stages += waiting
     if graph.stages:
         names = [job.name for job in graph.jobs]
-        graph.stages.append(Stage("tables", [TablesJob(runs[0].out)], after=names, need_success=False))
+        graph.stages.append(Stage("tables", [TablesJob(runs[0].out, plot)], after=names, need_success=False))
     return graph

@@ -50,5 +50,24 @@ def _run(args, console) -> int:
     if board is not None:
         out = runs[0].out
         print_leaderboard(board, console, run_settings(out))
-        console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv")
+        console.print(f"tables: {out}/cycles.csv, {out}/class_iou.csv, {out}/leaderboard.csv, {out}/pairwise.csv")
+        if getattr(args, "plot", True):
+            write_figures(out, console)
     return status
+
+
+def write_figures(out, console) -> None:
+    """What `python -m benchmark plot` writes, written at the end of `run` (and of `launch`'s tables
+    job), then where it is; a results folder the figures cannot be drawn from is said in one line."""
+    from pathlib import Path
+
+    from benchmark.errors import UsageError
+    from benchmark.reports.figures import make_figures
+
+    try:
+        paths = make_figures(Path(out))
+    except UsageError as err:
+        console.print(f"figures not written: {err}")
+        return
+    console.print(f"figures: {len(paths)} PNG(s) in {Path(out) / 'figures'} (`--no-plot` skips them; "
+                  f"`python -m benchmark plot --results {out}` redraws them)")

@@ -11,9 +11,22 @@ the softmax into running statistics (``SoftmaxStatistics``): no [m, C, H, W] ten
 ``keep_samples``. The softmax must follow the per-sample resize (softmax does not commute with
 it), so that resize and the softmax are the per-sample full-resolution work.
 
+With ``keep_features`` (for strategies that declare ``needs_features``) the captured feature map
+also comes back, per image, as a ``strategies.PixelFeatures`` (``pixel_features.py``: the map at
+feature resolution and the mapping of the image's pixels to it); ``batch_features`` is that alone,
+without MC samples (the labelled pixels' features of a pool context).
+
 ``full_network=True`` is the slow reference: m complete ``model.predict`` passes (mmseg's own
 post-processing, every dropout layer active), the head's dropout replaced by the same seeded masks,
 folded by ``strategies.PosteriorAccumulator``. The tests check that both give the same statistics.
+
+Masks are drawn on the generators' device and moved to the features' (``dropout_masks``). The
+harness passes CPU generators (``benchmark.config.seeds``), so the head's masks of a seed are the
+same on every device. What is not: the other dropout layers of the full-network reference
+(``all_dropout_active``) draw from torch's global RNG on the model's device, seeded from the first
+image's generator: the seed is device-independent, the masks are not on CUDA (Philox). None of
+the presets' models has such a layer on its prediction path (an auxiliary head's dropout is
+never called by ``predict``); the runs use the last-layer path.
 """
 from __future__ import annotations
 
@@ -26,6 +39,7 @@ from torch import nn
 from benchmark.config.modes import MASK_CHANNEL, MASK_ELEMENT, MC_DROPOUT_MASKS
 from benchmark.errors import UsageError
 from benchmark.model.logit_resize import output_groups, padded_size, to_original, upsample_bilinear
+from benchmark.model.pixel_features import image_features
 from benchmark.model.softmax_stats import SoftmaxStatistics
 from strategies import PosteriorAccumulator
 
@@ -127,11 +141,9 @@ def _check_whole_inference(model) -> None:
                          f"asks for mode={mode!r}: set test_cfg=dict(mode='whole')")
 
 
-def _last_layer(model, inputs, metas, mc_samples, generators, keep_samples) -> list:
+def _last_layer(model, feat, size, metas, mc_samples, generators, keep_samples) -> list:
     head = model.decode_head
     p, kind = head_dropout(head)
-    feat = features_before_classifier(model, inputs)  # [B, C_feat, h, w]
-    size = padded_size(metas, inputs)
     groups = [(indices, key, SoftmaxStatistics(keep_samples=keep_samples))
               for indices, key in output_groups(metas)]
     buffer = None
@@ -163,15 +175,20 @@ class FixedMaskDropout(nn.Module):
 @contextmanager
 def all_dropout_active(model, generators) -> Iterator[None]:
     """The head's dropout draws the per-image seeded masks; every other dropout layer runs in
-    training mode (from torch's RNG, forked and seeded from the first image's generator, so the
-    run stays reproducible)."""
+    training mode, from torch's global RNG, forked (restored afterwards, on the CPU and on the
+    model's GPU) and seeded from the first image's generator, so the run stays reproducible.
+
+    Device-independent: the head's masks and the seed of the global RNG (both from the given
+    generators, CPU generators in the harness). Not device-independent: the other layers' masks,
+    which torch draws on the model's device (on CUDA from its Philox generator)."""
     head = model.decode_head
     original = head.dropout
     others = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)
               and m is not original]
     head.dropout = FixedMaskDropout(*head_dropout(head), generators)
     generator = generators[0]
-    devices = [generator.device] if generator.device.type == "cuda" else []
+    model_device = next(model.parameters()).device
+    devices = [d for d in {generator.device, model_device} if d.type == "cuda"]
     try:
         with torch.random.fork_rng(devices=devices, enabled=bool(others)):
             if others:
@@ -196,14 +213,27 @@ def _full_network(model, inputs, samples, mc_samples, generators, keep_samples) 
 
 
 @torch.no_grad()
+def batch_features(model, batch: dict) -> list:
+    """Each image's ``PixelFeatures`` from one backbone + decoder pass (no MC sample)."""
+    model.eval()
+    data = model.data_preprocessor(batch, False)
+    inputs, metas = data["inputs"], [s.metainfo for s in data["data_samples"]]
+    feat = features_before_classifier(model, inputs)
+    return image_features(feat, metas, padded_size(metas, inputs), model.decode_head.align_corners)
+
+
+@torch.no_grad()
 def mc_posteriors(model, batch: dict, mc_samples: int, generators,
-                  full_network: bool = False, keep_samples: bool = False) -> list:
-    """MC-dropout posteriors (one ``PixelPosterior`` per image of ``batch``) at original size.
+                  full_network: bool = False, keep_samples: bool = False, keep_features: bool = False):
+    """MC-dropout posteriors (one ``PixelPosterior`` per image of ``batch``) at original size;
+    with ``keep_features``, ``(posteriors, features)``: also each image's ``PixelFeatures``.
 
     ``batch`` is what a mmengine DataLoader with ``pseudo_collate`` yields (inputs, data_samples).
     ``generators``: one per image (image b's masks come from ``generators[b]``, so an image's
-    statistics do not depend on the batch it is in), or one generator shared by the batch. Put
-    them on the model's device for speed. The mask kind and rate are the head's dropout layer's.
+    statistics do not depend on the batch it is in), or one generator shared by the batch. CPU
+    generators (the harness's) give the same masks on every device; generators on the model's
+    device skip a host-to-device copy per sample, but their numbers differ between devices. The
+    mask kind and rate are the head's dropout layer's.
     """
     model.eval()
     _check_whole_inference(model)
@@ -211,6 +241,13 @@ def mc_posteriors(model, batch: dict, mc_samples: int, generators,
     inputs, samples = data["inputs"], data["data_samples"]
     generators = generators_for(generators, len(samples))
     if full_network:
+        if keep_features:
+            raise ValueError("keep_features needs the last-layer path (full_network=False)")
         return _full_network(model, inputs, samples, mc_samples, generators, keep_samples)
     metas = [s.metainfo for s in samples]
-    return _last_layer(model, inputs, metas, mc_samples, generators, keep_samples)
+    feat = features_before_classifier(model, inputs)  # [B, C_feat, h, w]
+    size = padded_size(metas, inputs)
+    posteriors = _last_layer(model, feat, size, metas, mc_samples, generators, keep_samples)
+    if keep_features:
+        return posteriors, image_features(feat, metas, size, model.decode_head.align_corners)
+    return posteriors

@@ -86,7 +86,7 @@ def run_cycle(args) -> tuple[dict, object]:
     return stages, (spec, len(data.shapes), len(data.val_items))
 
 
-def section_cycle(args, console) -> None:
+def section_cycle(args, console) -> dict:
     stages, (spec, pool, val) = run_cycle(args)
     total = sum(stages.values())
     console.print(f"4. One default cycle ({DEFAULT_PRESET}{', tiny dataset' if args.tiny else ''}): "
@@ -99,3 +99,6 @@ def section_cycle(args, console) -> None:
         table.add_row(stage, f"{seconds:.2f}", f"{100 * seconds / total:.1f}%", BOUNDS[stage])
     table.add_row("total", f"{total:.2f}", "100%", "")
     console.print(table)
+    return dict(train_iters=spec.train_iters, pool=pool, val=val, mc_samples=spec.mc_samples,
+                strategy=spec.strategy, stages=stages, total=total,
+                shares={stage: seconds / total for stage, seconds in stages.items()})

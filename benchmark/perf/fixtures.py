@@ -103,24 +103,7 @@ def copy_bandwidth(device, nbytes: int, repeats: int) -> float:
 
 
 def machine_line(device: str) -> str:
-    import platform
+    """The device's name and the versions that ran (``benchmark.runtime.environment``), the threads."""
+    from benchmark.runtime.environment import provenance_line
 
-    if torch.device(device).type == "cuda":
-        name = torch.cuda.get_device_name(torch.device(device))
-    else:
-        name = _cpu_name() or platform.processor() or platform.machine()
-    return (f"{name}; torch {torch.__version__}; {torch.get_num_threads()} intra-op threads; "
-            f"device {device}")
-
-
-def _cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    import os
-
-                    return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        return None
-    return None
+    return f"{provenance_line(device)}; {torch.get_num_threads()} intra-op threads; device {device}"

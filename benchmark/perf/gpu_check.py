@@ -1,187 +1,447 @@
-"""``python -m benchmark perf --gpu-check``: the first thing to run on a GPU (under 5 minutes).
+"""``python -m benchmark perf --gpu-check``: the first thing to run on a GPU (a few minutes).
 
-On a Cityscapes-sized synthetic pool (19 classes, 1024x2048, a few dozen images) and the paper's
-DeepLabV3+ MobileNetV2 (random weights), it measures one paper-scale cycle's pieces on CUDA:
-training iterations/s on 512x1024 crops with and without AMP, last-layer MC dropout over the pool,
-every strategy's scoring (BalEnt's float64 special functions included), the peak GPU memory of
-each, and whether the CUDA scores agree with the CPU's on a few images (top-1% overlap, largest
-relative difference). Without CUDA it says so in one line and exits 2.
+On a Cityscapes-sized synthetic pool (the Cityscapes preset's classes, image size, crops, batch
+and m; a few dozen images) and the paper's DeepLabV3+ MobileNetV2 (random weights), it measures
+one paper-scale cycle's pieces on the device:
 
-``--gpu-check-device cpu`` runs the same code on the CPU at tiny sizes (what the tests do).
+- training iterations/s on the preset's crops, in fp32 and with AMP: per precision a fresh model,
+  a warm-up training and a timed one, each with a loader (and InfiniteSampler) of its own. An
+  InfiniteSampler is one generator for its whole life: a loader feeds one Runner, and once that
+  Runner's data iterator is closed the same loader yields nothing. The previous Runner is
+  collected before each training (``release``), so a loader shared by mistake fails here at once
+  instead of when Python happens to collect it;
+- one forward pass per image (what evaluation costs), last-layer MC dropout over the pool, every
+  strategy's scoring, and the peak GPU memory of each;
+- agreement: every strategy's scores on the device against the CPU's on the same posteriors,
+  drawn with the harness's generators (CPU generators: the noise of ``random`` and ``pbald`` is the
+  same numbers on both), as the top-1% overlap and the largest relative difference;
+- clicks: cycle 0's clicks and one ``random`` acquisition made for the device and for the CPU
+  through the harness's functions: identical when the draws do not depend on the device;
+- the GPU-hours of the paper protocol (every registered strategy x the preset's seeds x its
+  cycles on Cityscapes) from the measured rates, with the formula;
+- the provenance line: device, memory, driver, torch, CUDA, cuDNN, mmcv, mmengine, mmseg.
+
+Without CUDA it says so in one line and exits 2. ``--gpu-check-device cpu`` runs the same code on
+the CPU at tiny sizes (what the tests do): every path of the CUDA run except the kernels. mmengine's
+AmpOptimWrapper refuses to run without a GPU, so on the CPU the AMP row trains in fp32 through the
+same code (its own model, loaders and two trainings), and says so.
 """
 from __future__ import annotations
 
+import copy
+import gc
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from rich.table import Table
 
 from benchmark.errors import UsageError
+from benchmark.runtime.environment import is_cuda, provenance_line
+
+PAPER_PRESET = "cityscapes_deeplabv3plus.py"
+PAPER_DATASET = "cityscapes"
+PAPER_MODEL = "deeplabv3plus_mobilenetv2"
 
 
 @dataclass(frozen=True)
 class Sizes:
-    images: int
+    images: int                 # synthetic pool images
     height: int
     width: int
     crop: tuple[int, int]
-    iters: int
+    iters: int                  # timed training iterations
     batch: int
     mc_samples: int
-    agree_images: int
+    classes: int
+    agree_images: int           # images whose posteriors are scored on both devices
+    click_size: tuple[int, int] = (256, 512)  # the clicks comparison's two images (MC runs on the CPU too)
 
 
-FULL = Sizes(images=24, height=1024, width=2048, crop=(512, 1024), iters=30, batch=8, mc_samples=20, agree_images=2)
-TINY = Sizes(images=4, height=64, width=128, crop=(32, 64), iters=2, batch=2, mc_samples=3, agree_images=1)
-CLASSES = 19
-BUILTINS = ("random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref")
+TINY = Sizes(images=4, height=64, width=128, crop=(32, 64), iters=2, batch=2, mc_samples=3, classes=19,
+             agree_images=1, click_size=(32, 48))
 
 
-def synthetic_items(sizes: Sizes, seed: int = 0) -> list[dict]:
-    """Images with blocky labels of 19 classes whose colours follow the labels (learnable)."""
+@dataclass(frozen=True)
+class Protocol:
+    """The paper protocol the estimate is for: read from the preset, the registry and the dataset."""
+
+    strategies: tuple[str, ...]
+    seeds: int
+    cycles: int
+    iters: int
+    pool: int
+    val: int
+    mc_samples: int
+
+
+def paper_preset():
+    from benchmark.config.presets import PRESET_DIR, load_preset
+
+    return load_preset(PRESET_DIR / PAPER_PRESET)
+
+
+def paper_sizes(preset, classes: int) -> Sizes:
+    """The check's full sizes: the preset's test scale (image size), crops, batch and m."""
+    width, height = preset.data.test_resize.resize.scale  # mmseg's scale is (long side, short side)
+    return Sizes(images=24, height=int(height), width=int(width),
+                 crop=tuple(int(v) for v in preset.data.train_augment.crop.crop_size), iters=30,
+                 batch=int(preset.schedule.batch_size), mc_samples=int(preset.active_learning.mc_samples),
+                 classes=classes, agree_images=2)
+
+
+def paper_protocol(preset=None) -> Protocol:
+    """Every registered strategy x the Cityscapes preset's seeds, cycles, iterations and m, on the
+    Cityscapes training pool and validation split."""
+    from benchmark.data import get_dataset
+    from strategies import STRATEGIES
+
+    preset = preset or paper_preset()
+    al, split = preset.active_learning, get_dataset(PAPER_DATASET).split_images
+    return Protocol(strategies=tuple(STRATEGIES.names()), seeds=len(al.seeds), cycles=int(al.cycles),
+                    iters=int(preset.schedule.iters), pool=int(split["train"]), val=int(split["val"]),
+                    mc_samples=int(al.mc_samples))
+
+
+def protocol_estimate(protocol: Protocol, train_its: float, forward_s: float, mc_s: float,
+                      scoring_s: dict[str, float]) -> dict:
+    """GPU-hours of ``protocol`` at the measured rates: training iterations/s, one forward pass per
+    validation image (s), MC inference per pool image (s), each strategy's scoring per image (s).
+
+    Per seed: cycle 0 is trained once and shared by every strategy, each strategy trains cycles
+    1..C-1, and the supervised reference trains once: 2 + S(C-1) trainings, each followed by an
+    evaluation of the validation split; every strategy's run makes an MC pass over the pool and
+    scores it at each of its C cycles (the last cycle's picks are not labelled, but its pool
+    record is kept, so it acquires too).
+    """
+    s, k, c = len(protocol.strategies), protocol.seeds, protocol.cycles
+    trainings = k * (2 + s * (c - 1))
+    scoring_per_image = sum(scoring_s[name] for name in protocol.strategies if name in scoring_s)
+    untimed = [name for name in protocol.strategies if name not in scoring_s]  # choose their clicks: section 7b
+    hours = dict(training=trainings * protocol.iters / train_its / 3600,
+                 evaluation=trainings * protocol.val * forward_s / 3600,
+                 mc_inference=k * s * c * protocol.pool * mc_s / 3600,
+                 scoring=k * c * protocol.pool * scoring_per_image / 3600)
+    formula = (f"K x [(2 + S(C-1)) x (I / r + V x e) + S x C x N x q + C x N x sum(sigma)] / 3600 with "
+               f"K = {k} seeds, S = {s} strategies, C = {c} cycles, I = {protocol.iters} iterations, "
+               f"N = {protocol.pool} pool images, V = {protocol.val} validation images, m = "
+               f"{protocol.mc_samples}; r = {train_its:.3g} it/s, e = {forward_s:.3g} s, q = {mc_s:.3g} s, "
+               f"sum(sigma) = {scoring_per_image:.3g} s per image"
+               + (f" (not timed here, left out: {', '.join(untimed)}, which choose their clicks from features; "
+                  f"`perf --sections 7` times them)" if untimed else ""))
+    return dict(hours=hours, total_hours=sum(hours.values()), trainings=trainings, formula=formula)
+
+
+def synthetic_items(sizes: Sizes, seed: int = 0, size: tuple[int, int] | None = None,
+                    count: int | None = None) -> list[dict]:
+    """Images with blocky labels whose colours follow the labels (learnable)."""
+    height, width = size or (sizes.height, sizes.width)
     rng = np.random.default_rng(seed)
-    palette = rng.integers(0, 256, (CLASSES, 3))
+    palette = rng.integers(0, 256, (sizes.classes, 3))
     items = []
-    for _ in range(sizes.images):
-        cells = rng.integers(0, CLASSES, (sizes.height // 32 + 1, sizes.width // 32 + 1))
-        label = np.kron(cells, np.ones((32, 32), dtype=np.int64))[:sizes.height, :sizes.width].astype(np.uint8)
+    for _ in range(count or sizes.images):
+        cells = rng.integers(0, sizes.classes, (height // 32 + 1, width // 32 + 1))
+        label = np.kron(cells, np.ones((32, 32), dtype=np.int64))[:height, :width].astype(np.uint8)
         image = np.clip(palette[label] + rng.normal(0, 20, label.shape + (3,)), 0, 255).astype(np.uint8)
         items.append(dict(img=image, gt_seg_map=label, seg_fields=["gt_seg_map"], reduce_zero_label=False))
     return items
 
 
-def loaders(items, sizes: Sizes):
+def _meta(sizes: Sizes) -> dict:
+    return dict(classes=tuple(str(c) for c in range(sizes.classes)))
+
+
+def train_loader(items, sizes: Sizes):
+    """A new loader with a new InfiniteSampler: one per training (it feeds one Runner only)."""
     from mmengine.dataset import InfiniteSampler, pseudo_collate
     from torch.utils.data import DataLoader
 
     from benchmark.data.run_data import ItemDataset
 
-    meta = dict(classes=tuple(str(c) for c in range(CLASSES)))
-    train = ItemDataset(items, [dict(type="LoadImageFromNDArray"),
-                                dict(type="RandomCrop", crop_size=sizes.crop),
-                                dict(type="PackSegInputs")], meta)
-    pool = ItemDataset([{k: v for k, v in item.items() if k != "seg_fields"} for item in items],
-                       [dict(type="LoadImageFromNDArray"), dict(type="PackSegInputs")], meta)
-    return (DataLoader(train, batch_size=sizes.batch, sampler=InfiniteSampler(train, seed=0),
-                       collate_fn=pseudo_collate),
-            DataLoader(pool, batch_size=2, collate_fn=pseudo_collate))
+    train = ItemDataset(items, [dict(type="LoadImageFromNDArray"), dict(type="RandomCrop", crop_size=sizes.crop),
+                                dict(type="PackSegInputs")], _meta(sizes))
+    return DataLoader(train, batch_size=sizes.batch, sampler=InfiniteSampler(train, seed=0),
+                      collate_fn=pseudo_collate)
 
 
-def _peak(device) -> str:
-    if torch.device(device).type != "cuda":
-        return "n/a (CPU)"
-    return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f}"
+class ItemPool:
+    """What ``cycle.acquisition.acquire`` and ``cycle.loop.cycle0_store`` read of a RunData, over
+    in-memory items: the image shapes, the pool in order, the ground truth."""
+
+    def __init__(self, items: list[dict], sizes: Sizes):
+        from benchmark.data.label_store import ImageShape
+
+        self.items, self.sizes = items, sizes
+        self.shapes = {i: ImageShape(*item["gt_seg_map"].shape) for i, item in enumerate(items)}
+
+    def ground_truth(self, image_id: int) -> np.ndarray:
+        return self.items[image_id]["gt_seg_map"]
+
+    def pool_loader(self, batch_size: int):
+        from mmengine.dataset import pseudo_collate
+        from torch.utils.data import DataLoader
+
+        from benchmark.data.run_data import ItemDataset
+
+        pool = ItemDataset([{k: v for k, v in item.items() if k != "seg_fields"} for item in self.items],
+                           [dict(type="LoadImageFromNDArray"), dict(type="PackSegInputs")], _meta(self.sizes))
+        return DataLoader(pool, batch_size=batch_size, collate_fn=pseudo_collate)
 
 
-def _reset(device) -> None:
-    if torch.device(device).type == "cuda":
+def _peak(device) -> float | None:
+    """Peak GPU memory (GiB) since the last ``release``; None on the CPU."""
+    return torch.cuda.max_memory_allocated(device) / 2**30 if is_cuda(device) else None
+
+
+def _shown_peak(peak: float | None) -> str:
+    return "n/a (CPU)" if peak is None else f"{peak:.2f}"
+
+
+def release(device) -> None:
+    """Collect what earlier steps left (an old Runner closes its data iterator here, not later at
+    random), hand cached GPU memory back and restart the peak memory count."""
+    gc.collect()
+    if is_cuda(device):
         torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def train_rate(model, loader, sizes: Sizes, amp: bool, device) -> tuple[float, str]:
-    """(iterations/s after one warm-up iteration, peak GiB) of the harness's training loop."""
-    import tempfile
-    from pathlib import Path
+def precisions(device) -> list[dict]:
+    """The two trainings the check times: fp32 and AMP (fp32 again on the CPU, where mmengine's
+    AmpOptimWrapper does not run)."""
+    amp_label = "AMP" if is_cuda(device) else "AMP asked: fp32 on the CPU (mmengine's AMP needs a GPU)"
+    return [dict(name="fp32", label="", amp=False),
+            dict(name="amp", label=f", {amp_label}", amp=is_cuda(device))]
 
-    from benchmark.config.presets import PRESET_DIR, load_preset
+
+def train_rate(make_model, items, sizes: Sizes, amp: bool, device, work: Path, log: list) -> dict:
+    """A fresh model, a warm-up training of one iteration and a timed training of ``sizes.iters``,
+    each from its own loader; (iterations/s of the timed one, its peak GiB, the model)."""
     from benchmark.model.segmentor import train_one_cycle
     from benchmark.runtime.timing import synchronize
 
-    schedule = load_preset(PRESET_DIR / "cityscapes_deeplabv3plus.py").schedule
-    with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
-        train_one_cycle(model, loader, schedule, 1, Path(work) / "warmup", 0, amp)
-        _reset(device)
+    schedule = paper_preset().schedule
+    model = make_model()
+    seconds = {}
+    for phase, iters in (("warm-up", 1), ("timed", sizes.iters)):
+        loader = train_loader(items, sizes)
+        release(device)
         start = time.perf_counter()
-        train_one_cycle(model, loader, schedule, sizes.iters, Path(work) / "timed", 0, amp)
+        train_one_cycle(model, loader, schedule, iters, work / f"{'amp' if amp else 'fp32'}-{phase}", 0, amp)
         synchronize(device)
-    return sizes.iters / (time.perf_counter() - start), _peak(device)
+        seconds[phase] = time.perf_counter() - start
+        log.append(dict(amp=amp, phase=phase, iterations=iters, seconds=seconds[phase]))
+    return dict(iterations_per_second=sizes.iters / seconds["timed"], peak_gib=_peak(device), model=model)
 
 
-def mc_and_scores(model, pool, sizes: Sizes, device):
-    """Seconds per image of last-layer MC, ms per image of each strategy's scoring, peak GiB, and
-    the posteriors of the first images (for the agreement check)."""
+def forward_seconds(model, pool: ItemPool, device) -> float:
+    """Seconds per image of one plain forward pass (``test_step``: what evaluation runs per image)."""
+    from benchmark.runtime.timing import synchronize
+
+    model.eval()
+    count, start = 0, None
+    with torch.no_grad():
+        for index, batch in enumerate(pool.pool_loader(2)):
+            if index == 0:  # the first batch warms up
+                model.test_step(batch)
+                synchronize(device)
+                start = time.perf_counter()
+                continue
+            model.test_step(batch)
+            count += len(batch["data_samples"])
+        synchronize(device)
+    return (time.perf_counter() - start) / max(count, 1)
+
+
+def mc_and_scores(model, pool: ItemPool, sizes: Sizes, device, names) -> dict:
+    """Seconds per image of last-layer MC, seconds per image of each strategy's scoring, peak GiB,
+    and the posteriors of the first images (for the agreement check); the harness's generators."""
+    from benchmark.cycle.acquisition import mask_generator, selection_generator
     from benchmark.model.mc_dropout import mc_posteriors
+    from benchmark.perf.fixtures import acquisition_spec
     from benchmark.runtime.timing import synchronize
     from strategies import build_strategy
 
-    strategies = {name: build_strategy(name) for name in BUILTINS}
-    mc_seconds, scoring, kept = 0.0, dict.fromkeys(BUILTINS, 0.0), []
-    _reset(device)
-    for index, batch in enumerate(pool):
+    spec = acquisition_spec(device, sizes.mc_samples, 2)
+    strategies = {name: build_strategy(name) for name in names}
+    mc_seconds, scoring, kept, first = 0.0, dict.fromkeys(names, 0.0), [], 0
+    release(device)
+    for batch in pool.pool_loader(2):
+        ids = range(first, first + len(batch["data_samples"]))
+        first += len(ids)
         start = time.perf_counter()
-        posts = mc_posteriors(model, batch, sizes.mc_samples, torch.Generator(device=device).manual_seed(index))
+        posts = mc_posteriors(model, batch, sizes.mc_samples, [mask_generator(spec, 0, i) for i in ids])
         synchronize(device)
         mc_seconds += time.perf_counter() - start
-        for post in posts:
+        for image_id, post in zip(ids, posts):
             for name, strategy in strategies.items():
+                g = selection_generator(replace(spec, strategy=name), 0, image_id)
                 start = time.perf_counter()
-                strategy.score(post, generator=torch.Generator(device=device).manual_seed(0))
+                strategy.score(replace(post), generator=g)  # a copy: no strategy reuses another's terms
                 synchronize(device)
                 scoring[name] += time.perf_counter() - start
             if len(kept) < sizes.agree_images:
-                kept.append(post)
-    n = sizes.images
-    return mc_seconds / n, {k: 1e3 * v / n for k, v in scoring.items()}, _peak(device), kept
+                kept.append((image_id, post))
+    n = len(pool.items)
+    return dict(mc_seconds=mc_seconds / n, scoring_seconds={k: v / n for k, v in scoring.items()},
+                peak_gib=_peak(device), kept=kept)
 
 
-def agreement(posts, device) -> dict:
-    """Per strategy: top-1% overlap and largest relative difference of the finite scores, CUDA vs CPU."""
-    from strategies import PixelPosterior, build_strategy
+def _on_cpu(post):
+    from strategies import PixelPosterior
+
+    return PixelPosterior(mean=post.mean.cpu(), variance=post.variance.cpu(),
+                          predictive_entropy=post.predictive_entropy.cpu(),
+                          expected_entropy=post.expected_entropy.cpu(), m=post.m)
+
+
+def top_overlap(a: torch.Tensor, b: torch.Tensor, share: float = 0.01) -> float:
+    """Share of ``b``'s top ``share`` pixels also in ``a``'s (non-finite scores last)."""
+    k = max(1, int(a.numel() * share))
+    top_a = set(torch.topk(a.reshape(-1).double().nan_to_num(neginf=-1e300, posinf=1e300), k).indices.tolist())
+    top_b = set(torch.topk(b.reshape(-1).double().nan_to_num(neginf=-1e300, posinf=1e300), k).indices.tolist())
+    return len(top_a & top_b) / k
+
+
+def agreement(kept, device, names, sizes: Sizes) -> dict:
+    """Per strategy: the smallest top-1% overlap and the largest relative difference of the finite
+    scores, device vs CPU, on the same posteriors, each side with the harness's generator of a
+    run on that device."""
+    from benchmark.cycle.acquisition import selection_generator
+    from benchmark.perf.fixtures import acquisition_spec
+    from strategies import build_strategy
 
     out = {}
-    for name in BUILTINS:
+    for name in names:
         overlaps, diffs = [], []
-        for post in posts:
-            cpu = PixelPosterior(mean=post.mean.cpu(), variance=post.variance.cpu(),
-                                 predictive_entropy=post.predictive_entropy.cpu(),
-                                 expected_entropy=post.expected_entropy.cpu(), m=post.m)
-            a = build_strategy(name).score(post, generator=torch.Generator(device=device).manual_seed(0)).cpu()
-            b = build_strategy(name).score(cpu, generator=torch.Generator().manual_seed(0))
-            k = max(1, a.numel() // 100)
-            top_a = set(torch.topk(a.reshape(-1).nan_to_num(neginf=-1e300), k).indices.tolist())
-            top_b = set(torch.topk(b.reshape(-1).nan_to_num(neginf=-1e300), k).indices.tolist())
-            overlaps.append(len(top_a & top_b) / k)
+        for image_id, post in kept:
+            sides = []
+            for where, posterior in ((device, replace(post)), ("cpu", _on_cpu(post))):
+                spec = replace(acquisition_spec(where, sizes.mc_samples, 2), strategy=name)
+                g = selection_generator(spec, 0, image_id)
+                sides.append(build_strategy(name).score(posterior, generator=g).cpu().double())
+            a, b = sides
+            overlaps.append(top_overlap(a, b))
             finite = torch.isfinite(a) & torch.isfinite(b)
             rel = ((a - b).abs() / b.abs().clamp(min=1e-12))[finite]
             diffs.append(float(rel.max()) if rel.numel() else 0.0)
-        out[name] = (min(overlaps), max(diffs))
+        out[name] = dict(top_overlap=min(overlaps), max_relative_difference=max(diffs))
     return out
 
 
-def gpu_check(console, device: str = "cuda", tiny: bool = False) -> int:
-    from benchmark.perf.fixtures import load_model, machine_line, register_mmseg
+def click_agreement(model, sizes: Sizes, device) -> dict:
+    """Cycle 0's clicks and one ``random`` acquisition (cycle 1) of the same model, made through
+    the harness's functions for ``device`` and for the CPU: are the clicks identical?"""
+    from benchmark.cycle.acquisition import acquire
+    from benchmark.cycle.loop import cycle0_store
+    from benchmark.data.label_store import GroundTruthOracle
+    from benchmark.perf.fixtures import acquisition_spec
+    from strategies import build_selector, build_strategy
 
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+    pool = ItemPool(synthetic_items(sizes, seed=1, size=sizes.click_size, count=2), sizes)
+    oracle = GroundTruthOracle(pool.ground_truth)
+    sides = []
+    for where, net in ((device, model), ("cpu", copy.deepcopy(model).cpu())):
+        spec = replace(acquisition_spec(where, 2, 2), strategy="random")
+        store = cycle0_store(spec, pool, oracle)
+        acq = acquire(net, pool, store, build_strategy("random"), build_selector("topn"), spec, 1)
+        sides.append((store.frame, acq.picks))
+    (frame_dev, picks_dev), (frame_cpu, picks_cpu) = sides
+    return dict(images=len(pool.items), cycle0_clicks=int(len(frame_cpu)),
+                cycle0_identical=bool(frame_dev.equals(frame_cpu)),
+                random_clicks=int(sum(len(p) for p in picks_cpu.values())),
+                random_identical=picks_dev.keys() == picks_cpu.keys() and all(
+                    np.array_equal(picks_dev[i], picks_cpu[i]) for i in picks_cpu))
+
+
+def measure(device: str, tiny: bool) -> dict:
+    """Every number of the check, and the posteriors it compared."""
+    from benchmark.data import get_dataset
+    from benchmark.perf.fixtures import load_model, register_mmseg
+    from strategies import STRATEGIES, scores_alone
+
+    register_mmseg()
+    preset = paper_preset()
+    classes = len(get_dataset(PAPER_DATASET).classes)
+    sizes = replace(TINY, classes=classes) if tiny else paper_sizes(preset, classes)
+    names = tuple(n for n in STRATEGIES.names() if scores_alone(STRATEGIES.get(n)))  # scored on their own
+    items = synthetic_items(sizes)
+    pool = ItemPool(items, sizes)
+    trainings, log = {}, []
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
+        for precision in precisions(device):
+            result = train_rate(lambda: load_model(PAPER_MODEL, classes, device), items, sizes,
+                                precision["amp"], device, Path(work), log)
+            trainings[precision["name"]] = dict(result, label=precision["label"], amp=precision["amp"])
+    model = trainings["fp32"].pop("model")
+    trainings["amp"].pop("model")
+    release(device)
+    forward = forward_seconds(model, pool, device)
+    mc = mc_and_scores(model, pool, sizes, device, names)
+    agree = agreement(mc.pop("kept"), device, names, sizes)
+    clicks = click_agreement(model, sizes, device)
+    protocol = paper_protocol(preset)
+    estimate = protocol_estimate(protocol, trainings["fp32"]["iterations_per_second"], forward,
+                                 mc["mc_seconds"], mc["scoring_seconds"])
+    estimate_amp = protocol_estimate(protocol, trainings["amp"]["iterations_per_second"], forward,
+                                     mc["mc_seconds"], mc["scoring_seconds"])
+    return dict(device=device, tiny=tiny, provenance=provenance_line(device),
+                sizes=dict(vars(sizes)), trainings=trainings, training_log=log, forward_seconds=forward, **mc,
+                agreement=agree, clicks=clicks, protocol=dict(vars(protocol)), estimate=estimate,
+                estimate_amp=estimate_amp)
+
+
+def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
+    """Measure, print, and return every number of the check."""
+    if is_cuda(device) and not torch.cuda.is_available():
         raise UsageError("--gpu-check needs a CUDA GPU and torch sees none: run it on a machine with one "
                          "(and a CUDA build of torch)")
-    sizes = TINY if tiny else FULL
-    register_mmseg()
-    console.print(f"GPU check: {machine_line(device)}; {sizes.images} synthetic images of {sizes.height}x"
-                  f"{sizes.width}, {CLASSES} classes; DeepLabV3+ MobileNetV2 (paper preset model, random weights)")
-    items = synthetic_items(sizes)
-    train_loader, pool = loaders(items, sizes)
+    out = measure(device, tiny)
+    sizes = Sizes(**out["sizes"])
+    console.print(f"GPU check on {device}: {out['provenance']}")
+    console.print(f"{sizes.images} synthetic images of {sizes.height}x{sizes.width}, {sizes.classes} classes "
+                  f"({'tiny sizes' if tiny else 'the sizes of ' + PAPER_PRESET}); {PAPER_MODEL} (paper preset "
+                  f"model, random weights); every training from a loader of its own")
     table = Table(title="GPU check: one paper-scale cycle's pieces")
     for column in ("measure", "value", "peak GPU memory (GiB)"):
         table.add_column(column, justify="left" if column == "measure" else "right")
-    for amp in (False, True):
-        if amp and torch.device(device).type != "cuda":
-            continue  # mmengine's AmpOptimWrapper is a CUDA feature
-        model = load_model("deeplabv3plus_mobilenetv2", CLASSES, device)
-        rate, peak = train_rate(model, train_loader, sizes, amp, device)
-        table.add_row(f"training, crops {sizes.crop[0]}x{sizes.crop[1]}, batch {sizes.batch}"
-                      f"{', AMP' if amp else ''} (iterations/s)", f"{rate:.2f}", peak)
-    mc_seconds, scoring, peak, kept = mc_and_scores(model, pool, sizes, device)
-    table.add_row(f"last-layer MC dropout, m = {sizes.mc_samples} (s per image)", f"{mc_seconds:.3f}", peak)
-    for name, ms in scoring.items():
-        table.add_row(f"scoring: {name} (ms per image)", f"{ms:.1f}", "")
+    for t in out["trainings"].values():
+        table.add_row(f"training, crops {sizes.crop[0]}x{sizes.crop[1]}, batch {sizes.batch}{t['label']} "
+                      f"(iterations/s)", f"{t['iterations_per_second']:.2f}", _shown_peak(t["peak_gib"]))
+    table.add_row("one forward pass, evaluation's cost (s per image)", f"{out['forward_seconds']:.3f}", "")
+    table.add_row(f"last-layer MC dropout, m = {sizes.mc_samples} (s per image)", f"{out['mc_seconds']:.3f}",
+                  _shown_peak(out["peak_gib"]))
+    for name, seconds in out["scoring_seconds"].items():
+        table.add_row(f"scoring: {name} (ms per image)", f"{seconds * 1e3:.1f}", "")
     console.print(table)
-    agree = Table(title=f"CUDA vs CPU scores on {len(kept)} image(s)")
+    agree = Table(title=f"{device} vs CPU scores on {sizes.agree_images} image(s), the harness's generators")
     for column in ("strategy", "top-1% overlap", "max relative difference"):
         agree.add_column(column, justify="left" if column == "strategy" else "right")
-    for name, (overlap, diff) in agreement(kept, device).items():
-        agree.add_row(name, f"{100 * overlap:.1f}%", f"{diff:.1e}")
+    for name, a in out["agreement"].items():
+        agree.add_row(name, f"{100 * a['top_overlap']:.1f}%", f"{a['max_relative_difference']:.1e}")
+    agree.caption = ("scores that differ only by float rounding may still swap pixels whose scores are "
+                     "near-ties; the noise of random and pbald is the same numbers on both devices")
     console.print(agree)
-    return 0
+    c = out["clicks"]
+    console.print(f"clicks, {device} vs CPU ({c['images']} images): cycle 0's {c['cycle0_clicks']} clicks "
+                  f"{'identical' if c['cycle0_identical'] else 'DIFFERENT'}; one random acquisition's "
+                  f"{c['random_clicks']} clicks {'identical' if c['random_identical'] else 'DIFFERENT'}")
+    print_estimate(console, out, tiny)
+    return out
+
+
+def print_estimate(console, out: dict, tiny: bool) -> None:
+    p, e = out["protocol"], out["estimate"]
+    hours = ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in e["hours"].items())
+    console.print(f"paper protocol ({len(p['strategies'])} strategies x {p['seeds']} seeds x {p['cycles']} cycles "
+                  f"on Cityscapes, {p['iters']} iterations per training, {e['trainings']} trainings): "
+                  f"{e['total_hours']:.1f} GPU-hours in fp32 ({hours})"
+                  + (f"; {out['estimate_amp']['total_hours']:.1f} with AMP" if is_cuda(out["device"]) else "")
+                  + (" (tiny sizes: the rates are not Cityscapes', so neither is this number)" if tiny else ""))
+    console.print(f"  = {e['formula']}")
+    console.print("  not counted: selection, the uncertainty record and maps, reading and decoding the images "
+                  "from disk (here in memory, no loader workers), start-up; one GPU per run")

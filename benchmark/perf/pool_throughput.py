@@ -17,11 +17,13 @@ from rich.table import Table
 from benchmark.model.softmax_stats import SoftmaxStatistics
 from benchmark.perf.fixtures import synchronize
 from strategies import (
+    STRATEGIES,
     build_strategy,
     describe_strategies,
     load_entry_points,
     native_kernel,
     needs_samples,
+    scores_alone,
     select_top_n,
 )
 from strategies.uncertainty import balent_scores, decomposition, posterior_term_parts
@@ -91,7 +93,7 @@ def labelled_masks(count: int, size: int, device, per_image: int = 10) -> list[t
 def time_pool(score, posts, masks, n_images: int, n: int, device, select: bool = True) -> tuple:
     """Seconds spent scoring and selecting over a pool of ``n_images`` (posteriors reused in turn,
     each time as a fresh PixelPosterior, so nothing derived from an earlier use is kept)."""
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator().manual_seed(0)  # a CPU generator, as the harness's (benchmark.config.seeds)
     scoring = selection = 0.0
     for i in range(n_images):
         post, mask = dataclasses.replace(posts[i % len(posts)]), masks[i % len(masks)]
@@ -107,10 +109,13 @@ def time_pool(score, posts, masks, n_images: int, n: int, device, select: bool =
 
 
 def _candidates() -> list[tuple]:
-    """(name, score(post, generator), selected?, needs samples?) for each registered strategy."""
+    """(name, score(post, generator), selected?, needs samples?) for each registered strategy
+    that scores a bare posterior (section 7 times the ones that choose from features)."""
     load_entry_points()
     rows = []
     for name, _, _ in describe_strategies():
+        if not scores_alone(STRATEGIES.get(name)):
+            continue
         strategy = build_strategy(name)
         rows.append((name, lambda p, g, s=strategy: s.score(p, generator=g), True,
                      needs_samples(strategy)))
@@ -155,7 +160,7 @@ def time_posterior_term(posts, repeats: int, device, floored: bool = False) -> f
     return best
 
 
-def kernel_agreement(posts, floored: bool) -> str:
+def kernel_agreement(posts, floored: bool) -> dict:
     """How the fused kernel's BalEnt scores agree with the torch kernel's on ``posts``: the
     overlap of their top 1% per image, whether the same pixels are -inf, the largest relative
     difference elsewhere."""
@@ -171,27 +176,41 @@ def kernel_agreement(posts, floored: bool) -> str:
         finite = torch.isfinite(eager)
         difference = (fused[finite] - eager[finite]).abs() / eager[finite].abs().clamp(min=1e-300)
         worst = max(worst, difference.max().item() if difference.numel() else 0.0)
-    return (f"top-1% overlap {100 * overlap:.0f}%, same -inf pixels: {'yes' if same_inf else 'NO'}, "
-            f"largest relative difference {worst:.2g}")
+    return dict(top_overlap=overlap, same_inf=bool(same_inf), max_relative_difference=worst)
 
 
-def kernel_comparison(posts, repeats: int, device) -> list[str]:
-    """Lines comparing the fused C kernel with the torch code it replaces, on the same posteriors:
-    time per image and the agreement of the scores."""
-    lines = [f"  BalEnt's posterior term on this device: {native_kernel.describe()}"]
+def describe_agreement(agreement: dict) -> str:
+    return (f"top-1% overlap {100 * agreement['top_overlap']:.0f}%, same -inf pixels: "
+            f"{'yes' if agreement['same_inf'] else 'NO'}, largest relative difference "
+            f"{agreement['max_relative_difference']:.2g}")
+
+
+def kernel_comparison(posts, repeats: int, device) -> dict:
+    """The fused C kernel against the torch code it replaces, on the same posteriors, per
+    strategy: seconds per image of each and the agreement of the scores (empty where the fused
+    kernel does not run)."""
     if torch.device(device).type != "cpu" or not native_kernel.usable_for(posts[0].mean):
-        return lines
+        return {}
+    out = {}
     for floored, name in ((False, "balent"), (True, "balent_ref")):
         fused = time_posterior_term(posts, repeats, device, floored)
         with native_kernel.torch_kernel_only():
             eager = time_posterior_term(posts, repeats, device, floored)
-        lines.append(f"  {name}'s posterior term: fused C kernel {fused * 1e3:.2f} ms/img, torch kernel "
-                     f"{eager * 1e3:.2f} ms/img: {eager / fused:.1f}x; scores: "
-                     f"{kernel_agreement(posts, floored)}")
+        out[name] = dict(fused_seconds=fused, torch_seconds=eager, speedup=eager / fused,
+                         agreement=kernel_agreement(posts, floored))
+    return out
+
+
+def kernel_lines(comparison: dict) -> list[str]:
+    lines = [f"  BalEnt's posterior term on this device: {native_kernel.describe()}"]
+    for name, k in comparison.items():
+        lines.append(f"  {name}'s posterior term: fused C kernel {k['fused_seconds'] * 1e3:.2f} ms/img, torch "
+                     f"kernel {k['torch_seconds'] * 1e3:.2f} ms/img: {k['speedup']:.1f}x; scores: "
+                     f"{describe_agreement(k['agreement'])}")
     return lines
 
 
-def section_throughput(args, console, bandwidth: float) -> None:
+def section_throughput(args, console, bandwidth: float) -> dict:
     size, device, n_images = args.score_size, args.device, args.score_images
     posts = random_posteriors(args.score_distinct, size, args.classes, args.mc_samples, device, False)
     sample_posts = None
@@ -212,11 +231,11 @@ def section_throughput(args, console, bandwidth: float) -> None:
     per_px = {}
     for name, score, _select, needs in candidates:
         post = (sample_posts if needs else posts)[0]
-        fields = fields_read(lambda p, score=score: score(p, torch.Generator(device=device)), post)
+        fields = fields_read(lambda p, score=score: score(p, torch.Generator()), post)
         per_px[name] = (fields, bytes_per_pixel(post, fields) + 1)  # + the labelled mask (bool)
-        score(post, torch.Generator(device=device))  # warm-up
+        score(post, torch.Generator())  # warm-up
     best = _measure_all(candidates, posts, sample_posts, tiny, masks, tiny_masks, args)
-    rates = {}
+    rates, figures = {}, {}
     for name, _score, select, _needs in candidates:
         (scoring, selection), small = best[name]
         fields, bytes_px = per_px[name]
@@ -224,6 +243,11 @@ def section_throughput(args, console, bandwidth: float) -> None:
         per_image = (scoring + selection) / n_images
         rate = bytes_px * pixels / per_image
         rates[name] = pixels / per_image
+        figures[name] = dict(reads=list(fields), bytes_per_pixel=bytes_px, score_seconds=scoring / n_images,
+                             select_seconds=selection / n_images if select else None,
+                             pixels_per_second=pixels / per_image, bytes_per_second=rate,
+                             share_of_bandwidth=rate / bandwidth, fixed_cost_share=min(fixed / per_image, 1),
+                             bound=_bound(fixed / per_image, rate / bandwidth))
         table.add_row(name, ", ".join(SHORT[f] for f in fields) or "-",
                       f"{bytes_px:.0f}", f"{scoring / n_images * 1e3:.2f}",
                       f"{selection / n_images * 1e3:.2f}" if select else "-",
@@ -236,10 +260,17 @@ def section_throughput(args, console, bandwidth: float) -> None:
                   "entropy); B/px: their bytes per pixel + 1 for the labelled mask; fixed cost share: "
                   "per-image time on 16x16 posteriors / per-image time here; (decomposition): the "
                   "epistemic/aleatoric/MJEnt record loop.acquire computes for every image and strategy.")
+    others = [name for name, _, _ in describe_strategies() if not scores_alone(STRATEGIES.get(name))]
+    if others:
+        console.print(f"  not here: {', '.join(others)} (they choose from the classifier features; section 7)")
     for name in ("balent", "balent_ref"):
         if name in rates and "bald" in rates:
             console.print(f"  {name}: {rates[name] / 1e6:.2f} Mpx/s, bald: {rates['bald'] / 1e6:.2f} "
                           f"Mpx/s: {name} at {100 * rates[name] / rates['bald']:.1f}% of bald's "
                           f"throughput (goal: {GOAL_SHARE_OF_BALD:.0%})")
-    for line in kernel_comparison(posts, args.repeats, device):
+    kernels = kernel_comparison(posts, args.repeats, device)
+    for line in kernel_lines(kernels):
         console.print(line)
+    share_of_bald = {name: rates[name] / rates["bald"] for name in ("balent", "balent_ref")
+                     if name in rates and "bald" in rates}
+    return dict(strategies=figures, share_of_bald=share_of_bald, kernels=kernels)

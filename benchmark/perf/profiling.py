@@ -28,16 +28,16 @@ def print_profiles(args, console) -> None:
     device = args.device
     model = load_model(args.models[0], args.classes, device)
     batch = RandomPool(args.batch_size, args.height, args.width).batch(range(args.batch_size))
-    mc_posteriors(model, batch, args.mc_samples, torch.Generator(device=device).manual_seed(0))
+    mc_posteriors(model, batch, args.mc_samples, torch.Generator().manual_seed(0))  # CPU, as the harness's
     with profile(activities=_activities(device)) as prof:
-        mc_posteriors(model, batch, args.mc_samples, torch.Generator(device=device).manual_seed(0))
+        mc_posteriors(model, batch, args.mc_samples, torch.Generator().manual_seed(0))
     _print(prof, f"profile: last-layer MC, {args.models[0]}, m = {args.mc_samples}", device, console)
     posts = random_posteriors(2, args.score_size, args.classes, args.mc_samples, device, False)
     masks = labelled_masks(2, args.score_size, device)
     for name, score, select, needs in _candidates():
         if needs:
             continue
-        g = torch.Generator(device=device).manual_seed(0)
+        g = torch.Generator().manual_seed(0)
         with profile(activities=_activities(device)) as prof:
             for post, mask in zip(posts, masks):
                 scores = score(post, g)

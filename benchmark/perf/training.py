@@ -5,7 +5,9 @@ and the levers that change its cost.
 
 A per-iteration time is ``(T(n2) - T(n1)) / (n2 - n1)`` with T(n) the wall time of a whole
 training of n iterations (Runner construction, dataloader start and teardown cancel out); best of
-``--repeats`` for each T.
+``--repeats`` for each T. Each training has its own model and loader (mmengine's InfiniteSampler
+feeds one Runner only). On a device where the difference drowns in the noise the estimate is
+"too fast to estimate" (``benchmark.perf.estimates``), never a negative time.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.table import Table
+
+from benchmark.perf.estimates import NOT_AVAILABLE, per_unit, ratio, remainder, shown
+from benchmark.runtime.timing import synchronize
 
 PRESET = "synthetic_deeplabv3plus.py"
 
@@ -54,6 +59,7 @@ def harness_training(preset, data, store, iters: int, batch_size: int, device) -
     with tempfile.TemporaryDirectory(prefix="perf-harness-") as work:
         start = time.perf_counter()
         train_one_cycle(model, loader, preset.schedule, iters, Path(work) / "run", 0, False)
+        synchronize(device)
         return time.perf_counter() - start
 
 
@@ -87,14 +93,16 @@ def peer_training(preset, spec, root, data, iters: int, batch_size: int, device)
         runner.model.to(device)
         with _quiet_mmengine():
             runner.train()
+        synchronize(device)
         return time.perf_counter() - start
 
 
-def per_iteration(train, n1: int, n2: int, repeats: int) -> float:
-    """``(T(n2) - T(n1)) / (n2 - n1)``, each T the best of ``repeats`` after one untimed warm-up."""
+def per_iteration(train, n1: int, n2: int, repeats: int) -> float | None:
+    """``(T(n2) - T(n1)) / (n2 - n1)``, each T the best of ``repeats`` after one untimed warm-up;
+    None when T(n2) does not exceed T(n1) (too fast to estimate)."""
     train(n1)
     best = {n: min(train(n) for _ in range(repeats)) for n in (n1, n2)}
-    return (best[n2] - best[n1]) / (n2 - n1)
+    return per_unit(best[n2], best[n1], n2 - n1)
 
 
 def iteration_stages(preset, data, store, batch_size: int, device, repeats: int) -> dict:
@@ -107,17 +115,21 @@ def iteration_stages(preset, data, store, batch_size: int, device, repeats: int)
     times = {k: [] for k in ("data pipeline (decode, LoadSparseLabels, augment, collate)",
                              "preprocess + forward + loss", "backward", "optimizer step")}
     names = list(times)
-    for _ in range(repeats + 2):
+    for _ in range(repeats + 2):  # each stage's queued GPU work is waited for before its clock stops
+        synchronize(device)
         t0 = time.perf_counter()
         batch = next(loader)
         t1 = time.perf_counter()
         losses = model._run_forward(model.data_preprocessor(batch, True), mode="loss")
         loss, _ = model.parse_losses(losses)
+        synchronize(device)
         t2 = time.perf_counter()
         loss.backward()
+        synchronize(device)
         t3 = time.perf_counter()
         optim.step()
         optim.zero_grad()
+        synchronize(device)
         t4 = time.perf_counter()
         for name, seconds in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             times[name].append(seconds)
@@ -135,6 +147,7 @@ def compute_seconds(preset, data, store, batch_size: int, device, repeats: int, 
     optim = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(preset.schedule.optimizer)))
     seconds = []
     for _ in range(repeats + 2):
+        synchronize(device)
         start = time.perf_counter()
         data_in = model.data_preprocessor(batch, True)
         if channels_last:
@@ -143,46 +156,57 @@ def compute_seconds(preset, data, store, batch_size: int, device, repeats: int, 
         loss.backward()
         optim.step()
         optim.zero_grad()
+        synchronize(device)
         seconds.append(time.perf_counter() - start)
     return float(np.median(seconds[2:]))
 
 
-def section_training(args, console) -> None:
+def measure_training(args) -> dict:
+    """Section 5's numbers: per-iteration seconds of the harness and of the peer (None: too fast
+    to estimate), their ratio, the stages measured apart, the rest, and the levers."""
     preset, spec, root, data, store = _prepare(args)
     device, repeats = args.device, max(1, min(args.repeats, 3))
     batch = int(preset.schedule.batch_size)
     n1, n2 = (2, 8) if args.tiny else (10, 60)
     harness = per_iteration(lambda n: harness_training(preset, data, store, n, batch, device), n1, n2, repeats)
     peer = per_iteration(lambda n: peer_training(preset, spec, root, data, n, batch, device), n1, n2, repeats)
+    stages = iteration_stages(preset, data, store, batch, device, 3 * repeats + 2)
+    return dict(batch=batch, n1=n1, n2=n2, repeats=repeats, threads=torch.get_num_threads(),
+                harness_seconds=harness, peer_seconds=peer, ratio=ratio(harness, peer),
+                stages=stages, rest_seconds=remainder(harness, stages.values()),
+                levers=measure_levers(preset, data, store, batch, device, repeats))
+
+
+def section_training(args, console) -> dict:
+    out = measure_training(args)
+    batch, n1, n2, harness = out["batch"], out["n1"], out["n2"], out["harness_seconds"]
     console.print(f"5. Training throughput ({PRESET}{', tiny dataset' if args.tiny else ''}, batch {batch}, "
-                  f"{torch.get_num_threads()} threads): per iteration = (T({n2}) - T({n1})) / {n2 - n1}, "
-                  f"best of {repeats} per T")
+                  f"{out['threads']} threads): per iteration = (T({n2}) - T({n1})) / {n2 - n1}, "
+                  f"best of {out['repeats']} per T")
     table = Table(title="5. One training iteration: the harness vs a plain mmengine Runner")
     for column in ("side", "ms / iteration", "ratio harness / peer (goal <= 1.05)"):
         table.add_column(column, justify="left" if column == "side" else "right")
     table.add_row("harness: train_one_cycle on click labels (LoadSparseLabels, click-aware augment)",
-                  f"{harness * 1e3:.1f}", f"{harness / peer:.3f}")
-    table.add_row("peer: Runner.from_cfg, mmseg dataset + LoadAnnotations, dense labels", f"{peer * 1e3:.1f}", "")
+                  shown(harness, ".1f", 1e3), shown(out["ratio"], ".3f", missing=NOT_AVAILABLE))
+    table.add_row("peer: Runner.from_cfg, mmseg dataset + LoadAnnotations, dense labels",
+                  shown(out["peer_seconds"], ".1f", 1e3), "")
     console.print(table)
-    stages = iteration_stages(preset, data, store, batch, device, 3 * repeats + 2)
     table = Table(title="5b. Stages of the harness's iteration (medians, measured apart)")
     table.add_column("stage")
     table.add_column("ms", justify="right")
     table.add_column("share of the iteration", justify="right")
-    for name, seconds in stages.items():
-        table.add_row(name, f"{seconds * 1e3:.1f}", f"{100 * seconds / harness:.0f}%")
-    rest = harness - sum(stages.values())
-    table.add_row("Runner, hooks and logging (the rest)", f"{rest * 1e3:.1f}", f"{100 * rest / harness:.0f}%")
+    for name, seconds in out["stages"].items():
+        table.add_row(name, f"{seconds * 1e3:.1f}", shown(ratio(seconds, harness), ".0%", missing=NOT_AVAILABLE))
+    rest = out["rest_seconds"]
+    table.add_row("Runner, hooks and logging (the rest)", shown(rest, ".1f", 1e3),
+                  shown(ratio(rest, harness), ".0%", missing=NOT_AVAILABLE))
     console.print(table)
-    section_levers(args, console, preset, data, store, batch, repeats)
+    print_levers(console, out["levers"], batch)
+    return out
 
 
-def section_levers(args, console, preset, data, store, batch: int, repeats: int) -> None:
-    """Forward + backward + optimizer per image under each lever, on one fixed batch."""
-    device = args.device
-    table = Table(title="5c. Levers: compute of one iteration (forward + backward + optimizer)")
-    for column in ("lever", "ms / iteration", "ms / image", "vs baseline"):
-        table.add_column(column, justify="left" if column == "lever" else "right")
+def measure_levers(preset, data, store, batch: int, device, repeats: int) -> list[dict]:
+    """Forward + backward + optimizer seconds of one iteration under each lever, on one fixed batch."""
     base = compute_seconds(preset, data, store, batch, device, 3 * repeats)
     rows = [("baseline (batch %d, %d threads)" % (batch, torch.get_num_threads()), base, batch)]
     rows.append(("channels_last", compute_seconds(preset, data, store, batch, device, 3 * repeats, True), batch))
@@ -193,7 +217,15 @@ def section_levers(args, console, preset, data, store, batch: int, repeats: int)
         torch.set_num_threads(1)
         rows.append(("1 thread", compute_seconds(preset, data, store, batch, device, 3 * repeats), batch))
         torch.set_num_threads(threads)
-    for label, seconds, images in rows:
-        table.add_row(label, f"{seconds * 1e3:.1f}", f"{seconds / images * 1e3:.2f}",
-                      f"{seconds / images / (base / batch):.2f}x")
+    return [dict(lever=label, seconds=seconds, images=images,
+                 vs_baseline=(seconds / images) / (base / batch)) for label, seconds, images in rows]
+
+
+def print_levers(console, levers: list[dict], batch: int) -> None:
+    table = Table(title="5c. Levers: compute of one iteration (forward + backward + optimizer)")
+    for column in ("lever", "ms / iteration", "ms / image", "vs baseline"):
+        table.add_column(column, justify="left" if column == "lever" else "right")
+    for row in levers:
+        table.add_row(row["lever"], f"{row['seconds'] * 1e3:.1f}", f"{row['seconds'] / row['images'] * 1e3:.2f}",
+                      f"{row['vs_baseline']:.2f}x")
     console.print(table)

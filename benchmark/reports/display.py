@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchmark.records.schema import TASK, arm_label
 from benchmark.reports.leaderboard import ALPHA, ONE_SEED_NOTE, TIED_MARKER
+from benchmark.reports.statistics import BOOTSTRAP_RESAMPLES, IQM_MIN_VALUES, POWER
 
 
 def _cell(mean: float, ci: float, n_seeds: int, digits: int = 2) -> str:
@@ -78,6 +79,8 @@ def print_leaderboard(frame: pd.DataFrame, console=None, settings: pd.DataFrame 
                           _cell(row.pct_of_supervised, row.pct_of_supervised_ci95, row.n_seeds, 1), void, tied,
                           style="bold" if tied in ("best", TIED_MARKER) else None)
         console.print(table)
+        if "seeds_for_80pct_power" in block:
+            _print_verdicts(block, console)
 
 
 def _caption(block: pd.DataFrame, settings: str) -> str:
@@ -96,6 +99,118 @@ def _caption(block: pd.DataFrame, settings: str) -> str:
     if settings:
         lines.append(settings)
     return "\n".join(lines)
+
+
+MANY_SEEDS = 1000
+
+
+def _interval(low, high, digits: int = 2) -> str:
+    return "" if pd.isna(low) or pd.isna(high) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _probability(row) -> str:
+    if pd.isna(row.prob_beats_random):
+        return "n/a"
+    interval = _interval(row.prob_beats_random_low, row.prob_beats_random_high)
+    return f"{row.prob_beats_random:.2f}" + (f" {interval}" if interval else "")
+
+
+def _seeds_needed(row) -> str:
+    """``seeds_for_80pct_power`` in words."""
+    n = row.seeds_for_80pct_power
+    if row.rank == 1:
+        return "best"
+    if n is None or pd.isna(n):
+        return "? (no test)"
+    if math.isinf(n):
+        return "never: no difference seen"
+    return f"more than {MANY_SEEDS}" if n > MANY_SEEDS else f"about {int(n)}"
+
+
+def verdict_line(block: pd.DataFrame) -> str:
+    """One sentence: how many arms the seeds run separate from the best, and what the others need."""
+    others = block[block["rank"] != 1]
+    if others.empty:
+        return ""
+    seeds = int(block["n_seeds"].max())
+    separated = others["tied_with_best"].fillna(True).eq(False)
+    apart = int(separated.sum())
+    needs = [f"{arm_label(r.strategy, r.selection)} {_seeds_needed(r)}"
+             for r in others[~separated].itertuples(index=False)]
+    line = (f"Verdict: {apart} of {len(others)} arm(s) told apart from the best with {seeds} seed(s)"
+            + (f"; seeds a paired test would need to tell the others apart {round(100 * POWER)}% of the time: "
+               + ", ".join(needs) if needs else "") + ".")
+    return line
+
+
+def _bootstrap_cell(low, high, iqm) -> str:
+    cell = _interval(low, high) or "n/a"
+    return cell + (f"\nIQM {iqm:.2f}" if pd.notna(iqm) else "")
+
+
+def _print_verdicts(block: pd.DataFrame, console) -> None:
+    """The second table of a (dataset, model): how sure the ranking is."""
+    from rich.table import Table
+
+    iqm = bool(block["aulc_iqm"].notna().any())
+    dataset, model = block["dataset"].iloc[0], block["model"].iloc[0]
+    table = Table(title=f"{dataset} / {model}: how sure", caption=_verdict_caption(block, iqm), caption_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("strategy", no_wrap=True)
+    for name in ("AULC bootstrap", "final mIoU bootstrap", "P(> random)", f"seeds for {round(100 * POWER)}% power"):
+        table.add_column(name, justify="right")
+    for row in block.itertuples(index=False):
+        table.add_row(str(row.rank), arm_label(row.strategy, row.selection),
+                      _bootstrap_cell(row.aulc_boot_low, row.aulc_boot_high, row.aulc_iqm),
+                      _bootstrap_cell(row.final_miou_boot_low, row.final_miou_boot_high, row.final_miou_iqm),
+                      _probability(row), _seeds_needed(row))
+    console.print(table)
+    line = verdict_line(block)
+    if line:
+        console.print(line)
+
+
+def _verdict_caption(block: pd.DataFrame, iqm: bool) -> str:
+    lines = [f"bootstrap = 95% stratified bootstrap interval of the mean over seeds ({BOOTSTRAP_RESAMPLES:,} "
+             "resamples of the seeds, the same draws for every arm); the table above gives the t-interval, the one "
+             "to trust with few seeds (with 3, the bootstrap's is the lowest to the highest seed)."]
+    if iqm:
+        lines.append(f"IQM = interquartile mean over seeds (the mean of the middle half; from {IQM_MIN_VALUES} seeds).")
+    if block["prob_beats_random"].notna().any():
+        lines.append("P(> random) = share of the seeds on which the arm's AULC beats random's on the same seed "
+                     "(ties half), [95% bootstrap interval]; [1.00, 1.00] only says every seed run agreed.")
+    else:
+        lines.append("P(> random): n/a, random (topn) was not run.")
+    lines.append(f"seeds for {round(100 * POWER)}% power = seeds a paired t-test at the arm's Holm level would "
+                 "need to tell it from the best, if the per-seed differences seen here are the truth.")
+    return "\n".join(lines)
+
+
+AGGREGATE_TITLE = "Across tasks"
+
+
+def print_aggregate(frame: pd.DataFrame, console=None) -> None:
+    """Print an ``aggregate()`` frame: mean rank and P(> random) over the (dataset, model) tasks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if frame is None or len(frame) == 0:
+        console.print("No ranked strategies in the results: nothing to aggregate.")
+        return
+    caption = ("mean rank over the tasks the arm ran in (1 = best), [95% stratified bootstrap interval: seeds "
+               "resampled within each task]; P(> random) = mean over tasks of the share of seeds on which the arm's "
+               "AULC beats random's (ties half).")
+    table = Table(title=f"{AGGREGATE_TITLE}: the (dataset, model) tasks of the folder", caption=caption,
+                  caption_justify="left")
+    for name, justify in [("strategy", "left"), ("tasks", "right"), ("mean rank", "right"),
+                          ("P(> random)", "right"), ("tasks with random", "right")]:
+        table.add_column(name, justify=justify)
+    for row in frame.itertuples(index=False):
+        interval = _interval(row.mean_rank_low, row.mean_rank_high)
+        table.add_row(arm_label(row.strategy, row.selection), str(row.n_tasks),
+                      f"{row.mean_rank:.2f} {interval}".strip(), _probability(row), str(row.n_tasks_with_random))
+    console.print(table)
 
 
 STATE_STYLES = {"running": "yellow", "finished": "green", "failed": "bold red", "interrupted": "magenta",

@@ -23,16 +23,30 @@ gives "% of supervised mIoU".
   (of the mean over its seeds when it lacks that seed), x 100; mean and t-interval over seeds.
 - ``void_share``: share of the labelled clicks whose answer was void, at the span's end, mean over
   seeds (NaN for tables without the ``void_clicks`` column).
+- ``seeds_for_80pct_power``: the seeds a paired t-test of the arm's per-seed AULC against the best's,
+  at the level Holm's procedure tests the arm's p-value at (``statistics.holm_levels``), would need
+  for 80% power if the differences seen are the truth; empty for rank 1 and without a test, inf when
+  the mean difference is nil (an object column: int, inf or None).
+- How sure, from the seeds (``benchmark.reports.verdicts``): the probability of beating random, the
+  bootstrap intervals and the interquartile mean.
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from benchmark.records.schema import ARM, ARM_KEY, DEFAULT_SELECTION, KEY_COLUMNS, SUPERVISED, TASK, require_columns
-from benchmark.reports.statistics import aulc, holm, paired_p_value, t_interval
+from benchmark.reports.statistics import (
+    aulc,
+    descending_ranks,
+    holm,
+    holm_levels,
+    paired_p_value,
+    seeds_for_power,
+    t_interval,
+)
+from benchmark.reports.verdicts import BOOTSTRAP_COLUMNS, PROBABILITY_COLUMNS, task_verdicts
 
 REQUIRED_COLUMNS = [c for c in KEY_COLUMNS if c != "selection"] + ["labeled_fraction", "miou"]
 GROUP = ARM_KEY
@@ -44,6 +58,8 @@ LEADERBOARD_COLUMNS = [
     # extras
     "final_labeled_fraction", "supervised_miou", "n_cycles", "note",
     "pct_of_supervised_ci95", "p_holm", "ranked_cycles", "void_share",
+    # how sure (appended by the verdicts issue)
+    *PROBABILITY_COLUMNS, "seeds_for_80pct_power", *BOOTSTRAP_COLUMNS,
 ]
 ONE_SEED_NOTE = "1 seed, no interval"
 TIED_MARKER = "≈"
@@ -97,35 +113,52 @@ def _summarise(seeds: pd.DataFrame, supervised: pd.Series, span: int) -> dict:
 
 def _rank_block(block: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
     """Rank one (dataset, model) block; Holm-adjusted paired tests against the best arm."""
-    a = block["aulc_mean"].round(TIE_DECIMALS).fillna(-np.inf).to_numpy()
-    f = block["final_miou_mean"].round(TIE_DECIMALS).fillna(-np.inf).to_numpy()
-    better = (a[None, :] > a[:, None]) | ((a[None, :] == a[:, None]) & (f[None, :] > f[:, None]))
-    block = block.assign(rank=better.sum(axis=1) + 1).sort_values(["rank"] + ARM, kind="stable")
+    ranks = descending_ranks(block["aulc_mean"], block["final_miou_mean"], TIE_DECIMALS)
+    block = block.assign(rank=ranks).sort_values(["rank"] + ARM, kind="stable")
     arms = [tuple(r) for r in block[ARM].itertuples(index=False)]
     by_arm = {arm: grp.set_index("seed")["aulc"] for arm, grp in seeds.groupby(ARM)}
     raw = {arm: paired_p_value(by_arm[arms[0]], by_arm[arm]) for arm in arms[1:]}
-    adjusted = holm(raw)
+    adjusted, levels = holm(raw), holm_levels(raw, ALPHA)
     p_holm = [math.nan] + [adjusted[arm] for arm in arms[1:]]
     tied = [True] + [pd.NA if math.isnan(p) else bool(p >= ALPHA) for p in p_holm[1:]]
     tied = [True if r == 1 else t for r, t in zip(block["rank"], tied)]
-    return block.assign(p_holm=p_holm, tied_with_best=pd.array(tied, dtype="boolean"))
+    power = [None] + [_seeds_needed(by_arm[arms[0]], by_arm[arm], levels[arm]) for arm in arms[1:]]
+    power = [None if r == 1 else n for r, n in zip(block["rank"], power)]
+    return block.assign(p_holm=p_holm, tied_with_best=pd.array(tied, dtype="boolean"),
+                        seeds_for_80pct_power=pd.Series(power, index=block.index, dtype=object))
+
+
+def _seeds_needed(best: pd.Series, other: pd.Series, level: float):
+    """``seeds_for_power`` of the per-seed differences best - other over their shared seeds, as an
+    int, inf, or None (no test: fewer than 2 shared seeds)."""
+    shared = best.index.intersection(other.index)
+    n = seeds_for_power(best.loc[shared].to_numpy(float) - other.loc[shared].to_numpy(float), level,
+                        decimals=TIE_DECIMALS)
+    return None if math.isnan(n) else (n if math.isinf(n) else int(n))
+
+
+def ranked_seeds(cycles: pd.DataFrame):
+    """Per (dataset, model) with ranked arms, in order: ((dataset, model), ``per_seed`` rows of its
+    arms on the ranked span, the span's last cycle)."""
+    cycles = clean_cycles(cycles)
+    for task, block in cycles[cycles["strategy"] != SUPERVISED].groupby(TASK, sort=True):
+        span = int(block.groupby(GROUP + ["seed"])["cycle"].max().min())
+        yield task, per_seed(block, span), span
 
 
 def leaderboard(cycles: pd.DataFrame) -> pd.DataFrame:
     """One row per ranked arm of every (dataset, model); see the module docstring. Columns are
     ``LEADERBOARD_COLUMNS``; rows sorted by dataset, model, rank, strategy, selection."""
     cycles = clean_cycles(cycles)
-    is_ref = cycles["strategy"] == SUPERVISED
-    reference = per_seed(cycles[is_ref])
+    reference = per_seed(cycles[cycles["strategy"] == SUPERVISED])
     blocks = []
-    for (dataset, model), block in cycles[~is_ref].groupby(TASK, sort=True):
-        span = int(block.groupby(GROUP + ["seed"])["cycle"].max().min())
-        seeds = per_seed(block, span)
+    for (dataset, model), seeds, span in ranked_seeds(cycles):
         sup = reference[(reference["dataset"] == dataset) & (reference["model"] == model)]
         sup = sup.groupby("seed")["final_miou"].mean()
         rows = [dict(dataset=dataset, model=model, **dict(zip(ARM, arm)), **_summarise(grp, sup, span))
                 for arm, grp in seeds.groupby(ARM, sort=True)]
         frame = pd.DataFrame(rows).assign(supervised_miou=float(sup.mean()) if len(sup) else math.nan)
+        frame = frame.merge(task_verdicts((dataset, model), seeds, TIE_DECIMALS), on=ARM, how="left")
         blocks.append(_rank_block(frame, seeds))
     if not blocks:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LEADERBOARD_COLUMNS})

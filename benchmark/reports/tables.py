@@ -2,6 +2,8 @@
 
     cycles.csv, class_iou.csv   every run's rows, sorted by key
     leaderboard.csv             benchmark.reports.leaderboard's ranking of cycles.csv
+    pairwise.csv                benchmark.reports.pairwise: which arms differ at which cycles
+    aggregate.csv               benchmark.reports.aggregate, across tasks (`leaderboard --aggregate`)
 
 Several processes may write into one output folder at once (the jobs of ``benchmark launch``):
 each rebuild reads the run folders and writes the tables under one lock (``locks/tables.lock``),
@@ -29,7 +31,9 @@ from benchmark.records.schema import (
     rounded,
     sorted_by,
 )
+from benchmark.reports.aggregate import aggregate
 from benchmark.reports.leaderboard import REQUIRED_COLUMNS, clean_cycles, leaderboard
+from benchmark.reports.pairwise import pairwise
 
 TEXT_COLUMNS = ARM_KEY
 INTEGER_COLUMNS = KEY_COLUMNS[len(ARM_KEY):]
@@ -182,17 +186,34 @@ def run_settings(results_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*RUN_KEY, *SETTING_KEYS])
 
 
-def write_leaderboard(results_dir, frame: pd.DataFrame) -> Path:
-    """Write ``leaderboard.csv`` (fixed float format: identical input, identical bytes)."""
-    path = Path(results_dir) / "leaderboard.csv"
+def write_report(results_dir, name: str, frame: pd.DataFrame) -> Path:
+    """Write ``results_dir/name`` (fixed float format: identical input, identical bytes)."""
+    path = Path(results_dir) / name
     write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.6f"))
     return path
 
 
+def write_leaderboard(results_dir, frame: pd.DataFrame) -> Path:
+    """Write ``leaderboard.csv``."""
+    return write_report(results_dir, "leaderboard.csv", frame)
+
+
 def rebuild_leaderboard(results_dir) -> pd.DataFrame:
-    """Read ``results_dir/cycles.csv``, write ``results_dir/leaderboard.csv``, return the frame."""
+    """Read ``results_dir/cycles.csv``, write ``results_dir/leaderboard.csv`` and ``pairwise.csv``,
+    return the leaderboard."""
     read_cycles_csv(Path(results_dir) / "cycles.csv")  # a missing or garbled table: refused before the lock is made
     with tables_lock(results_dir):
-        frame = leaderboard(read_cycles_csv(Path(results_dir) / "cycles.csv"))
+        cycles = read_cycles_csv(Path(results_dir) / "cycles.csv")
+        frame = leaderboard(cycles)
         write_leaderboard(results_dir, frame)
+        write_report(results_dir, "pairwise.csv", pairwise(cycles))
+    return frame
+
+
+def rebuild_aggregate(results_dir) -> pd.DataFrame:
+    """Read ``results_dir/cycles.csv``, write ``results_dir/aggregate.csv``, return the frame."""
+    read_cycles_csv(Path(results_dir) / "cycles.csv")
+    with tables_lock(results_dir):
+        frame = aggregate(read_cycles_csv(Path(results_dir) / "cycles.csv"))
+        write_report(results_dir, "aggregate.csv", frame)
     return frame

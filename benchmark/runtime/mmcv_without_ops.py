@@ -21,9 +21,13 @@ import types
 from benchmark.errors import UsageError
 
 MODULE = "mmcv._ext"
-BUILD_WITH_OPS = ("pip uninstall -y mmcv && MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0 "
-                  "(needs torch and setuptools<81 installed first; about 12 minutes on 2 cores, "
-                  "longer with CUDA ops)")
+# how to get the ops (the README's "Why mmcv without its compiled ops" says more); the whole
+# message stays under 300 characters for every op of mmcv 2.1.0, what a failed run's line keeps
+BUILD_WITH_OPS = ("pip uninstall -y mmcv mmcv-lite && MMCV_WITH_OPS=1 pip install --no-build-isolation mmcv==2.1.0 "
+                  "(needs torch, setuptools<81; see README)")
+
+
+calls: list[str] = []  # the ops this process called on the stand-in, in order (what a test checks is empty)
 
 
 class MissingMmcvOp(UsageError):
@@ -32,9 +36,9 @@ class MissingMmcvOp(UsageError):
 
 def _missing(name: str):
     def op(*args, **kwargs):
-        raise MissingMmcvOp(f"this model calls mmcv's compiled op {name!r}, but mmcv is installed without "
-                            f"its compiled ops (the harness's own models need none); to use this model, "
-                            f"build mmcv with ops: {BUILD_WITH_OPS}")
+        calls.append(name)
+        raise MissingMmcvOp(f"mmcv op {name!r} is missing: this mmcv has no compiled ops (the harness's "
+                            f"models call none); to run this model, build them: {BUILD_WITH_OPS}")
 
     op.__name__ = op.__qualname__ = name
     return op

@@ -12,7 +12,6 @@ The model is the same in both cases (trained once, by `run`), so the clicks must
 import json
 import sys
 
-import mmseg.utils
 import torch
 
 from benchmark.cli import build_parser
@@ -32,6 +31,8 @@ from strategies import build_selector, build_strategy
 
 def main(out: str, result: str, flags: list) -> None:
     distributed.init_from_env("cpu")
+    import mmseg.utils  # after benchmark: mmseg imports where mmcv has no compiled ops
+
     mmseg.utils.register_all_modules(init_default_scope=True)
     (spec,) = [run for run in make_plan(build_parser().parse_args(["run", *flags, "--out", out]))
                if not run.is_supervised]

@@ -32,9 +32,10 @@ echo "Submitted batch job $n"
 
 @pytest.fixture(scope="module")
 def reference(run_cli, tmp_path_factory):
-    """The same plan, run one run after another by `run`."""
+    """The same plan, run one run after another by `run` (no figures: --no-plot)."""
     out = tmp_path_factory.mktemp("sequential")
-    run_cli("run", *RUNS, "--out", out, *TINY)
+    run_cli("run", *RUNS, "--out", out, *TINY, "--no-plot")
+    assert not (out / "figures").exists()
     return out
 
 
@@ -98,13 +99,17 @@ def test_debug_executor_runs_the_graph_in_order_with_cycle_0_once(run_cli, refer
         assert not (out / "runs" / f"synthetic__fpn__{name}__seed0" / "train_logs" / "cycle_00").exists()
     kinds = [job["kind"] for job in manifest(out)["jobs"]]
     assert kinds == ["cycle0", "run", "run", "run", "tables"]
+    assert (out / "figures" / "learning_curves_synthetic_fpn.png").is_file()  # the tables job drew them
+    assert f"in {out / 'figures'}" in proc.stdout.replace("\n", "")
 
     again = run_cli("launch", "--executor", "debug", *RUNS, "--out", out, *TINY, "--resume")
     assert "nothing to submit" in again.stdout and "3 run(s) finished, skipped" in again.stdout
 
     shutil.rmtree(out / "runs" / "synthetic__fpn__random__seed0")
-    run_cli("launch", "--executor", "debug", *RUNS, "--out", out, *TINY, "--resume")
+    shutil.rmtree(out / "figures")
+    run_cli("launch", "--executor", "debug", *RUNS, "--out", out, *TINY, "--resume", "--no-plot")
     assert [job["kind"] for job in manifest(out)["jobs"]] == ["run", "tables"]  # cycle 0 is cached
+    assert not (out / "figures").exists()
     assert_same_tables(out, reference)
 
 

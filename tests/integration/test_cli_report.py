@@ -30,11 +30,17 @@ def cli(run_cli):
 
 
 @pytest.fixture(scope="module")
-def reference(cli, tmp_path_factory):
-    """Two strategies, two seeds, ground-truth oracle."""
+def reference_run(cli, tmp_path_factory):
+    """Two strategies, two seeds, ground-truth oracle: the folder and what `run` printed."""
     out = tmp_path_factory.mktemp("report")
-    cli("run", "--strategy", "balent,random", "--seeds", "0,1", "--out", out, *TINY)
-    return out
+    proc = cli("run", "--strategy", "balent,random", "--seeds", "0,1", "--out", out, *TINY)
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))  # before any test plots
+    return out, proc, figures
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    return reference_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +84,22 @@ def test_leaderboard_command_rebuilds_and_prints_the_table(cli, reference):
     assert "synthetic / deeplabv3plus" in proc.stdout and "balent" in proc.stdout and "±" in proc.stdout
 
 
+FIGURES = ["learning_curves_synthetic_deeplabv3plus.png", "pairwise_synthetic_deeplabv3plus.png",
+           "query_diagnostics_synthetic_deeplabv3plus.png", "uncertainty_decomposition_synthetic_deeplabv3plus.png",
+           "uncertainty_maps_synthetic_deeplabv3plus_cycle1.png"]
+
+
+def test_run_ends_with_the_figures_and_says_where(reference_run):
+    out, proc, figures = reference_run
+    assert figures == FIGURES
+    assert f"figures: {len(FIGURES)} PNG(s) in {out / 'figures'}" in proc.stdout.replace("\n", "")
+    assert (out / "pairwise.csv").is_file() and "pairwise.csv" in proc.stdout
+
+
 def test_plot_command_writes_valid_figures(cli, reference):
     proc = cli("plot", "--results", reference)
     figures = sorted((reference / "figures").glob("*.png"))
-    assert [p.name for p in figures] == ["learning_curves_synthetic_deeplabv3plus.png",
-                                         "query_diagnostics_synthetic_deeplabv3plus.png",
-                                         "uncertainty_decomposition_synthetic_deeplabv3plus.png",
-                                         "uncertainty_maps_synthetic_deeplabv3plus_cycle1.png"]
+    assert [p.name for p in figures] == FIGURES
     for path in figures:
         data = path.read_bytes()
         assert data[:8] == PNG_SIGNATURE and 20_000 < len(data) < 2_000_000, (path.name, len(data))

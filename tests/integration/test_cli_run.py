@@ -76,6 +76,9 @@ def test_run_folder_holds_config_selections_and_maps(two_model_run):
     run = out / "runs" / "synthetic__deeplabv3plus__balent__seed0"
     for name in ("config.json", "images.csv", "selections.csv", "cycles.csv", "class_iou.csv"):
         assert (run / name).is_file(), name
+    environment = json.loads((run / "config.json").read_text())["environment"]  # what ran the run
+    assert environment["device"] == "cpu" and environment["device_name"]
+    assert {"torch", "cuda", "cudnn", "mmcv", "mmcv_compiled_ops", "mmengine", "mmseg", "numpy", "python"} <= set(environment)
     selections = pd.read_csv(run / "selections.csv")
     assert list(selections.columns) == ["cycle", "image_id", "y", "x", "label"]
     assert not selections.duplicated(["image_id", "y", "x"]).any()

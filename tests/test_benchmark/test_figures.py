@@ -134,7 +134,7 @@ def test_every_figure_is_written_and_a_valid_png(report_figures):
     assert names == sorted([
         "learning_curves_toy_fpn.png", "learning_curves_toy_deeplabv3plus.png",
         "uncertainty_decomposition_toy_fpn.png", "uncertainty_decomposition_toy_deeplabv3plus.png",
-        "uncertainty_maps_toy_fpn_cycle5.png"])
+        "pairwise_toy_fpn.png", "pairwise_toy_deeplabv3plus.png", "uncertainty_maps_toy_fpn_cycle5.png"])
     for path in paths:
         assert path.parent == results / "figures"
         check_png(path)

@@ -1,10 +1,13 @@
 """`run --workers`: how many workers, and the order the runs are handed to them."""
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from benchmark.errors import UsageError
-from benchmark.execution.workers import available_cores, interleave_seeds, resolve_workers
+from benchmark.execution.workers import interleave_seeds, resolve_workers
 
 
 def runs(seeds=(0, 1, 2), strategies=("a", "b"), supervised=True):
@@ -49,5 +52,31 @@ def test_runs_started_together_have_different_seeds_and_supervised_come_last():
         (0, "supervised"), (1, "supervised"), (2, "supervised")]
 
 
-def test_available_cores_counts_this_process_s_cores():
-    assert available_cores() >= 1
+CORES_AND_AUTO = """
+from types import SimpleNamespace
+from benchmark.execution.workers import available_cores, resolve_workers
+runs = [SimpleNamespace(seed=s, strategy="a", is_supervised=False) for s in range(64)]
+print(available_cores(), resolve_workers("auto", runs, "cpu", "ground-truth", 1))
+"""
+
+
+def _cores_and_auto_workers(cores: set | None) -> tuple[int, int]:
+    """(available_cores(), --workers auto) in a process started on ``cores`` only (as under Slurm's
+    or taskset's allocation); None: on every core this process may use."""
+    from tests.conftest import REPO
+
+    restrict = None if cores is None else (lambda: os.sched_setaffinity(0, cores))
+    proc = subprocess.run([sys.executable, "-c", CORES_AND_AUTO], cwd=REPO, capture_output=True, text=True,
+                          preexec_fn=restrict, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    cores_seen, workers = map(int, proc.stdout.split()[-2:])
+    return cores_seen, workers
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity masks on this OS")
+def test_available_cores_and_auto_workers_follow_the_affinity_mask():
+    allowed = sorted(os.sched_getaffinity(0))
+    assert _cores_and_auto_workers(None) == (len(allowed), min(len(allowed), 64))
+    assert _cores_and_auto_workers({allowed[-1]}) == (1, 1)
+    if len(allowed) >= 2:
+        assert _cores_and_auto_workers(set(allowed[:2])) == (2, 2)

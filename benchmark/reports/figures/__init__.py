@@ -18,6 +18,8 @@
   same colours as the learning curves.
 - ``query_diagnostics_{dataset}_{model}.png``: the class entropy, rare-class share and spread of
   the clicks each cycle selected, and mIoU, against the cycle (tables with those columns only).
+- ``pairwise_{dataset}_{model}.png``: ``pairwise.csv`` as a heatmap (two ranked arms or more): the
+  share of the compared cycles at which the row arm's mIoU is significantly above the column's.
 """
 from __future__ import annotations
 
@@ -33,8 +35,10 @@ from benchmark.reports.figures.cycle_panels import (
     relative_to_first,  # noqa: F401  (public)
     uncertainty_decomposition,
 )
+from benchmark.reports.figures.pairwise import pairwise_heatmap
 from benchmark.reports.figures.score_maps import choose_maps, uncertainty_maps
 from benchmark.reports.leaderboard import leaderboard
+from benchmark.reports.pairwise import pairwise
 
 UNCERTAINTY_COLUMNS = tuple(p.column for p in UNCERTAINTY_PANELS if p.relative)
 
@@ -50,6 +54,7 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
     cycles = read_cycles(results_dir)
     maps = choose_maps(results_dir, cycle)  # a bad --cycle fails before anything is written
     board = with_arm_labels(leaderboard(cycles))
+    pairs = pairwise(cycles)
     cycles = with_arm_labels(cycles)
     out, paths = results_dir / "figures", []
     for (dataset, model), block in cycles.groupby(TASK, sort=True):
@@ -60,6 +65,9 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
             paths.append(uncertainty_decomposition(block, dm_board, out / f"uncertainty_decomposition_{name}.png"))
         if len(dm_board) and set(QUERY_COLUMNS) <= set(block.columns) and block[QUERY_COLUMNS].notna().any().any():
             paths.append(query_diagnostics(block, dm_board, out / f"query_diagnostics_{name}.png"))
+        dm_pairs = pairs[(pairs["dataset"] == dataset) & (pairs["model"] == model)]
+        if len(dm_board) >= 2 and len(dm_pairs):
+            paths.append(pairwise_heatmap(dm_pairs, list(dm_board["strategy"]), out / f"pairwise_{name}.png"))
     for dataset, model, k, rows in maps:
         paths.append(uncertainty_maps(dataset, model, k, rows,
                                       out / f"uncertainty_maps_{slug(dataset)}_{slug(model)}_cycle{k}.png"))
