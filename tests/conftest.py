@@ -24,7 +24,8 @@ def run_cli(benchmark_cache):
         # one intra-op thread everywhere: a run's floats depend on its thread count, and `run`
         # trains in one-thread worker processes (--workers auto) or in this one, whichever the plan
         # asks for; tests that compare tables across commands need the same arithmetic in both
-        env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)  # the repo first
+        env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=path, OMP_NUM_THREADS="1")
         env.update(env_extra or {})
         proc = subprocess.run([sys.executable, "-m", "benchmark", *map(str, args)], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmark.config.modes import (
+    AGGREGATIONS,
     EXECUTORS,
     MC_DROPOUT_MASKS,
     ORACLE_GROUND_TRUTH,
@@ -72,6 +73,13 @@ def add_plan_flags(p) -> None:
     p.add_argument("--selection", default=None,
                    help="selector(s) turning scores into clicks, NAME[,NAME] (topn, pixelpick, spread; "
                         "default: preset's, topn); runs the cross product with --strategy")
+    p.add_argument("--unit", default=None,
+                   help="what a query asks for: pixel (a click), superpixel (a region's dominant class) or "
+                        "pixel,superpixel (both, as separate leaderboard rows; default: preset's, pixel)")
+    p.add_argument("--region-aggregation", choices=AGGREGATIONS, default=None,
+                   help="pixel scores -> a superpixel's score: mean (default), max or topk_mean")
+    p.add_argument("--budget", type=float, default=None,
+                   help="cost units per image per cycle, for every unit (default: --pixels-per-image clicks)")
     p.add_argument("--void-clicks", choices=VOID_CLICK_MODES, default=None,
                    help="spend: a click on a void pixel costs budget (default); skip: void pixels are passed "
                         "over at no cost (an idealised annotator)")

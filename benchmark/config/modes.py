@@ -26,3 +26,19 @@ MODELS = ("deeplabv3plus", "fpn")
 
 # where `launch` submits its jobs
 EXECUTORS = ("slurm", "local", "debug")
+
+# what one query asks for: a pixel click, or a superpixel's dominant class (docs/regions.md)
+UNIT_PIXEL, UNIT_SUPERPIXEL = "pixel", "superpixel"
+UNITS = (UNIT_PIXEL, UNIT_SUPERPIXEL)
+# pixel scores -> region scores (over the region's selectable pixels with a finite score)
+AGGREGATIONS = ("mean", "max", "topk_mean")
+SUPERPIXEL_ALGORITHMS = ("slic", "felzenszwalb")
+# a preset without active_learning.superpixels, or with only some keys, runs with these. mean: a
+# region's average uncertainty, not biased towards large regions as max is (the max of more noisy
+# pixels is higher); region_pixels 64: 96 regions of a 64x96 embedded image, so 5 regions a cycle
+# label ~5% of it (larger images want larger regions: docs/regions.md)
+DEFAULT_SUPERPIXELS = dict(algorithm="slic", region_pixels=64, compactness=10.0, sigma=1.0,
+                           felzenszwalb_scale=100.0, min_size=20, aggregation="mean", topk=8)
+# cost of one answered query in cost units (active_learning.costs): a click is 1, and so is a
+# region's dominant class (one click on a class name: Cai et al.'s convention)
+DEFAULT_COSTS = {UNIT_PIXEL: 1.0, UNIT_SUPERPIXEL: 1.0}

@@ -18,7 +18,8 @@ from benchmark.config.modes import (
     VOID_SKIP,
 )
 from benchmark.config.presets import load_preset, resolve_preset, selector_params
-from benchmark.config.run_spec import RunSpec, preset_digest, run_identity
+from benchmark.config.run_spec import LEGACY_FIELDS, RunSpec, legacy_value, preset_digest, run_identity
+from benchmark.config.units import unit_fields, units_for
 from benchmark.errors import UsageError
 from benchmark.records.schema import DEFAULT_SELECTION, SUPERVISED
 
@@ -262,11 +263,15 @@ def make_plan(args) -> list[RunSpec]:
         check_mc_samples(strategies, base.mc_samples)
         check_map_strategies(base.map_strategies)
         selections = resolve_selection_names(args.selection or al.get("selection", DEFAULT_SELECTION), preset)
+        units = unit_fields(args, al, base.pixels_per_image, selections)
+        first = next(iter(units.values()))  # the supervised reference: pixel fields, the plan's costs
+        base = replace(base, **{**first, "unit": "pixel", "unit_cost": first["pixel_cost"], "superpixels": None})
         for seed in seeds:
             if args.supervised:
                 runs.append(replace(base, strategy=SUPERVISED, selection=DEFAULT_SELECTION, seed=seed))
-            runs += [replace(base, strategy=name, selection=selection, seed=seed)
-                     for name in strategies for selection in selections_for(name, selections)]
+            runs += [replace(base, strategy=name, selection=selection, seed=seed, **units[unit])
+                     for name in strategies for selection in selections_for(name, selections)
+                     for unit in units_for(name, list(units))]
     return runs
 
 
@@ -288,6 +293,8 @@ def check_existing(runs: list[RunSpec], resume: bool, overwrite: bool) -> None:
             raise UsageError(f"cannot resume {run.run_id}: its config.json is unreadable ({err}); "
                              f"use --overwrite or another --out") from None
         for key, value in run_identity(run).items():
+            if key not in old and key in LEGACY_FIELDS and _same(legacy_value(run, key), value):
+                continue  # made before the field existed, with the value it implied
             if key not in old:
                 raise UsageError(f"cannot resume {run.run_id}: it was made by an older version that did not "
                                  f"record {key}; use --overwrite or another --out")

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from benchmark.records.schema import DEFAULT_SELECTION, SUPERVISED
+from benchmark.records.schema import DEFAULT_SELECTION, DEFAULT_UNIT, SUPERVISED
 
 # What each RunSpec field is for, stated once per field (``role`` metadata):
 RUN = "run"              # identifies a run's results: a resumed run must match on it
@@ -55,12 +55,32 @@ class RunSpec:
     void_clicks: str = _tagged(CYCLE0)        # spend: a void click costs budget; skip: passed over for free
     record_pixels: int = _tagged(RUN)         # pixels per image the uncertainty record samples (0: all)
     gpus_per_run: int = _tagged(CYCLE0, default=1)  # DDP ranks; the effective batch is gpus_per_run x batch_size
+    # the query unit and the cost model (docs/regions.md). Cycle 0 is the same random pixel clicks
+    # for every unit (so these are RUN fields, not CYCLE0: one shared cycle-0 model per seed)
+    unit: str = _tagged(RUN, default=DEFAULT_UNIT)  # pixel (a click) or superpixel (a region's dominant class)
+    unit_cost: float = _tagged(RUN, default=1.0)    # cost units of one query of the unit
+    pixel_cost: float = _tagged(RUN, default=1.0)   # ... of one pixel click (cycle 0's random clicks)
+    budget_per_image: float | None = _tagged(RUN, default=None)  # cost units per image per cycle (None:
+    #                                                              pixels_per_image pixel clicks)
+    superpixels: dict | None = _tagged(RUN, default=None)  # the superpixel unit's settings, else None
 
     @property
     def run_id(self) -> str:
-        """``dataset__model__strategy[__selection]__seedN`` (the selection named when not topn)."""
+        """``dataset__model__strategy[__selection][__unit]__seedN`` (the selection named when not
+        topn, the unit when not pixel)."""
         selection = "" if self.selection == DEFAULT_SELECTION else f"__{self.selection}"
-        return f"{self.dataset}__{self.model}__{self.strategy}{selection}__seed{self.seed}"
+        unit = "" if self.unit == DEFAULT_UNIT else f"__{self.unit}"
+        return f"{self.dataset}__{self.model}__{self.strategy}{selection}{unit}__seed{self.seed}"
+
+    @property
+    def budget(self) -> float:
+        """Cost units per image per cycle: ``budget_per_image``, else pixels_per_image clicks."""
+        return self.pixels_per_image * self.pixel_cost if self.budget_per_image is None else self.budget_per_image
+
+    @property
+    def queries_per_image(self) -> int:
+        """Queries of the run's unit per image per cycle: as many as the budget pays for."""
+        return int(self.budget / self.unit_cost + 1e-9)
 
     @property
     def run_dir(self) -> Path:
@@ -87,6 +107,16 @@ class RunSpec:
 def role_of(name: str) -> str:
     """The role of the RunSpec field ``name``."""
     return {f.name: f.metadata.get("role") for f in fields(RunSpec)}[name]
+
+
+LEGACY_FIELDS = ("unit", "unit_cost", "pixel_cost", "budget_per_image", "superpixels")  # added later
+
+
+def legacy_value(spec: RunSpec, name: str):
+    """The value a run made before field ``name`` existed ran with (pixel clicks of cost 1, the
+    budget pixels_per_image of them); a resumed older run must match it."""
+    defaults = {f.name: f.default for f in fields(RunSpec)}
+    return spec.pixels_per_image * 1.0 if name == "budget_per_image" else defaults.get(name)
 
 
 def run_identity(spec: RunSpec) -> dict:

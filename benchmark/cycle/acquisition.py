@@ -87,11 +87,14 @@ def pool_batches(data, batch_size: int, ranks: bool):
 
 
 def acquire(model, data, store, strategy, selector, spec, cycle: int,
-            void_mask: Callable[[int], torch.Tensor] | None = None) -> Acquisition:
+            void_mask: Callable[[int], torch.Tensor] | None = None, region_selection=None) -> Acquisition:
     """MC inference over the pool, scores, per-image clicks, the pool's uncertainty record.
 
     ``void_mask(image_id)`` (bool [H, W]), when given, marks pixels the selection passes over at
     no cost (``--void-clicks skip``); labelled pixels are always passed over.
+    ``region_selection(image_id, selector, scores, excluded, n, generator)``, when given, picks
+    whole regions instead (``--unit superpixel``: benchmark.cycle.query_units); the picks are then
+    the regions' pixels.
     """
     device = spec.device
     keep, features = needs_samples(strategy), needs_features(strategy)
@@ -121,15 +124,18 @@ def acquire(model, data, store, strategy, selector, spec, cycle: int,
             excluded = labelled if void_mask is None else labelled | void_mask(image_id).to(device)
             select = selection_generator(spec, cycle, image_id)
             extra = per_image_call(strategy, feature_map)
+            n = spec.queries_per_image
             if chooses_clicks(strategy):  # the strategy's own choice: its time counts as scoring
                 with stage(stages, "scoring", device):
-                    picks = handler.choose(post, excluded, spec.pixels_per_image, generator=select, **extra)
+                    picks = handler.choose(post, excluded, n, generator=select, **extra)
                     out.picks[image_id] = picks.cpu().numpy()
             else:
                 with stage(stages, "scoring", device):
                     scores = handler.score(post, generator=select, **extra)
                 with stage(stages, "selection", device):
-                    out.picks[image_id] = selector.select(scores, excluded, spec.pixels_per_image, select).cpu().numpy()
+                    picks = (selector.select(scores, excluded, n, select) if region_selection is None else
+                             region_selection(image_id, selector, scores, excluded, n, select))
+                    out.picks[image_id] = picks.cpu().numpy()
             with stage(stages, "record", device):
                 target = PoolRecord(spec.record_pixels) if ranks else record
                 target.add(post, ~labelled, record_generator(spec, cycle, image_id))

@@ -4,6 +4,13 @@
 fill) for the clicks of one cycle; ``import_labels`` reads such a file back and fills in the labels
 of ``runs/<run>/selections.csv``. A selection's ``cycle`` is the cycle at whose start the pixel is
 first labelled, so the pixels picked at the end of cycle k are exported with ``--cycle k+1``.
+
+Region queries (``--unit superpixel``) go the same way, one row per region:
+``image_path,region,x,y,pixels,mask_path,mask_value,image_id,label``, where (x, y) is a pixel of
+the region (the one nearest its centre) and ``mask_path`` a PNG of the image's size whose pixels
+equal to ``mask_value`` are the region (0 elsewhere). The annotator gives the region's dominant
+class; the import labels every pixel the query covers with it (``regions/cycle_KK.npz`` of the run
+says which).
 """
 from __future__ import annotations
 
@@ -18,11 +25,18 @@ import pandas as pd
 from benchmark.data.label_store import IGNORE_INDEX, PENDING, SELECTION_COLUMNS
 from benchmark.errors import UsageError
 from benchmark.records.fileio import write_csv_atomic
+from benchmark.records.run_folder import RunFolder
 from benchmark.records.schema import require_columns
 
 QUERY_COLUMNS = ["image_path", "x", "y", "image_id", "label"]
+REGION_QUERY_COLUMNS = ["image_path", "region", "x", "y", "pixels", "mask_path", "mask_value", "image_id", "label"]
 ANSWER_COLUMNS = ["image_path", "x", "y", "label"]
 MAX_LISTED = 5
+
+
+class ImportResult(NamedTuple):
+    imported: int  # labels written (region queries: regions answered)
+    pending: int  # clicks (region queries: regions) of the run still without a label afterwards
 
 
 def _listing(items, limit: int = 10) -> str:
@@ -77,6 +91,9 @@ def export_queries(results_dir, run_id: str, cycle: int, out_path=None) -> Path:
         raise UsageError(f"run {run.name} has no selections at cycle {cycle}: pass --cycle with one of "
                          f"{_listing(have)}")
     images = _image_paths(run)
+    ledger = RunFolder(run).read_region_queries()
+    if ledger is not None and (ledger["cycle"] == int(cycle)).any():
+        return _export_regions(run, int(cycle), ledger[ledger["cycle"] == int(cycle)], images, out_path)
     merged = rows.merge(images, on="image_id", how="left")
     if merged["image_path"].isna().any():
         lost = sorted(merged.loc[merged["image_path"].isna(), "image_id"].unique())
@@ -87,6 +104,85 @@ def export_queries(results_dir, run_id: str, cycle: int, out_path=None) -> Path:
     path = Path(out_path) if out_path else run / "queries" / f"cycle_{int(cycle):02d}.csv"
     write_csv_atomic(out, path)
     return path
+
+
+def _export_regions(run: Path, cycle: int, ledger: pd.DataFrame, images: pd.DataFrame, out_path) -> Path:
+    """The region queries of ``cycle``: the CSV and one mask PNG per image (module docstring)."""
+    from PIL import Image
+
+    members = RunFolder(run).read_region_members(cycle)
+    if members is None:
+        raise UsageError(f"run {run.name} lacks regions/cycle_{cycle:02d}.npz (the pixels of its region queries): "
+                         "resume the run with --overwrite to query again")
+    path = Path(out_path) if out_path else run / "queries" / f"cycle_{cycle:02d}.csv"
+    shapes = _read_table(run / "images.csv", "training pool", ["image_id", "height", "width"]).set_index("image_id")
+    rows = ledger.merge(images, on="image_id", how="left").sort_values(["image_id", "region"], kind="stable")
+    rows["mask_value"] = rows.groupby("image_id").cumcount() + 1
+    rows["mask_path"] = [str(path.parent / f"{path.stem}_masks" / f"image_{i}.png") for i in rows["image_id"]]
+    for image_id, group in rows.groupby("image_id"):
+        mask = np.zeros((int(shapes.at[image_id, "height"]), int(shapes.at[image_id, "width"])), dtype=np.uint16)
+        value = dict(zip(group["region"], group["mask_value"]))
+        mine = members["image_id"] == image_id
+        mask[members["y"][mine], members["x"][mine]] = [value[r] for r in members["region"][mine]]
+        target = Path(group["mask_path"].iloc[0])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(target)
+    write_csv_atomic(rows.assign(label="")[REGION_QUERY_COLUMNS].reset_index(drop=True), path)
+    return path
+
+
+def _import_regions(run: Path, answers: pd.DataFrame, answers_csv) -> ImportResult:
+    """Fill the labels of every pixel of the answered region queries (rows matched by image path
+    and region); the same checks as for pixels, nothing written on any bad row."""
+    answers["region_int"], bad = _parse_int(answers["region"])
+    bad |= answers["region_int"].isna()
+    if bad.any():
+        raise UsageError(f"nothing imported from {answers_csv}, " + _bad_rows(bad.to_numpy(), answers, "region is not an integer"))
+    filled = answers[answers["label_int"].notna()]
+    if filled.empty:
+        raise UsageError(f"{answers_csv} has no filled label: write each region's dominant class id (or 255) in the "
+                         "label column, then import again")
+    dup = filled.duplicated(["key_path", "region_int"], keep=False)
+    if dup.any():
+        raise UsageError(f"nothing imported from {answers_csv}, " + _bad_rows(
+            dup.reindex(answers.index, fill_value=False).to_numpy(), answers,
+            "the same region is answered more than once; keep one row each"))
+    folder = RunFolder(run)
+    ledger = folder.read_region_queries().merge(_image_paths(run), on="image_id", how="left")
+    ledger["key_path"] = ledger["image_path"].fillna("").map(os.path.normpath)
+    index = {k: i for i, k in enumerate(zip(ledger["key_path"], ledger["region"], ledger["cycle"]))}
+    latest = ledger.groupby(["key_path", "region"])["cycle"].max().to_dict()  # a region is queried once
+    rows = [index.get((p, int(r), latest.get((p, int(r)), -1))) for p, r in zip(filled["key_path"], filled["region_int"])]
+    unmatched = pd.Series([r is None for r in rows], index=filled.index)
+    if unmatched.any():
+        raise UsageError(f"nothing imported from {answers_csv}, " + _bad_rows(
+            unmatched.reindex(answers.index, fill_value=False).to_numpy(), answers,
+            f"no region query of run {run.name} at these image paths and regions (export the queries again and "
+            "answer that file)"))
+    queried = ledger.iloc[np.asarray(rows, dtype=np.int64)]
+    trained = _last_trained_cycle(run)
+    used = pd.Series(queried["cycle"].to_numpy() <= trained, index=filled.index)
+    if used.any():
+        raise UsageError(f"nothing imported from {answers_csv}, " + _bad_rows(
+            used.reindex(answers.index, fill_value=False).to_numpy(), answers,
+            f"these regions were already trained on (cycles up to {trained} are done), their labels cannot "
+            "change; answer only the exported pending queries"))
+    selections = _selections(run)
+    position = {k: i for i, k in enumerate(zip(selections["image_id"], selections["y"], selections["x"]))}
+    updated = selections.copy()
+    for cycle, group in pd.DataFrame({"cycle": queried["cycle"].to_numpy(), "image_id": queried["image_id"].to_numpy(),
+                                      "region": queried["region"].to_numpy(),
+                                      "label": filled["label_int"].to_numpy(dtype=np.int64)}).groupby("cycle"):
+        members = folder.read_region_members(int(cycle))
+        if members is None:
+            raise UsageError(f"run {run.name} lacks regions/cycle_{int(cycle):02d}.npz: resume it with --overwrite")
+        answer = {(i, r): lab for i, r, lab in zip(group["image_id"], group["region"], group["label"])}
+        for i, r, y, x in zip(members["image_id"], members["region"], members["y"], members["x"]):
+            if (int(i), int(r)) in answer:
+                updated.at[position[(int(i), int(y), int(x))], "label"] = answer[(int(i), int(r))]
+    write_csv_atomic(updated[SELECTION_COLUMNS], run / "selections.csv")
+    labels = ledger.merge(updated, on=["cycle", "image_id", "y", "x"], how="left")["label"]
+    return ImportResult(imported=len(filled), pending=int((labels == PENDING).sum()))
 
 
 def _num_classes(run: Path) -> int:
@@ -146,9 +242,6 @@ def _read_answers(answers_csv: Path, num_classes: int) -> pd.DataFrame:
     return answers
 
 
-class ImportResult(NamedTuple):
-    imported: int  # labels written
-    pending: int  # clicks of the run still without a label afterwards
 
 
 def import_labels(results_dir, run_id: str, answers_csv) -> ImportResult:
@@ -165,6 +258,8 @@ def import_labels(results_dir, run_id: str, answers_csv) -> ImportResult:
     """
     run = _run_dir(results_dir, run_id)
     answers = _read_answers(Path(answers_csv), _num_classes(run))
+    if "region" in answers.columns:  # region queries (--unit superpixel)
+        return _import_regions(run, answers, answers_csv)
     filled = answers[answers["label_int"].notna()]
     if filled.empty:
         raise UsageError(f"{answers_csv} has no filled label: write each pixel's class id (or 255) in the "

@@ -16,8 +16,9 @@ from benchmark.config.seeds import cpu_generator
 from benchmark.cycle.acquisition import Acquisition, acquire
 from benchmark.cycle.cycle0_cache import CycleZeroCache
 from benchmark.cycle.query_diagnostics import query_diagnostics, rare_classes
+from benchmark.cycle.query_units import query_unit
 from benchmark.cycle.validation_maps import uncertainty_maps
-from benchmark.data.label_store import IGNORE_INDEX, GroundTruthOracle, LabelStore, PendingOracle, seed_random_pixels
+from benchmark.data.label_store import GroundTruthOracle, LabelStore, PendingOracle, seed_random_pixels
 from benchmark.model.training import Reporter, Trained, fresh_model, train_and_evaluate
 from benchmark.records.schema import CycleRecord
 from strategies import build_selector, build_strategy
@@ -64,10 +65,11 @@ def train_cycle_zero(spec, preset, data, store, work_dir, reporter) -> Trained:
     return Trained(model=model, **cached)
 
 
-def clicks_added(store: LabelStore, cycle: int, rare: set[int]) -> dict:
+def clicks_added(store: LabelStore, cycle: int, rare: set[int], unit=None) -> dict:
     """The query diagnostics of the clicks that entered at ``cycle`` (cycle 0: the random initial
-    ones), from their answers: known by the time the cycle trains, whichever the oracle."""
-    added = store.frame[store.frame["cycle"] == cycle]
+    ones), from their answers: known by the time the cycle trains, whichever the oracle. A region
+    query counts as one click, at its ledger pixel, with its answer (``unit.queries_added``)."""
+    added = store.frame[store.frame["cycle"] == cycle] if unit is None else unit.queries_added(store, cycle)
     picks = {i: grp[["y", "x"]].to_numpy() for i, grp in added.groupby("image_id")}
     labels = {i: grp["label"].to_numpy() for i, grp in added.groupby("image_id")}
     shapes = {i: (s.height, s.width) for i, s in store.shapes.items()}
@@ -75,9 +77,9 @@ def clicks_added(store: LabelStore, cycle: int, rare: set[int]) -> dict:
 
 
 def cycle_record(spec, cycle: int, store: LabelStore, total_pixels: int, trained: Trained,
-                 acq: Acquisition, queries: dict) -> CycleRecord:
-    """The row of cycles.csv of one cycle: what it trained on, how well, and what it selected."""
-    labels = store.frame["label"]
+                 acq: Acquisition, queries: dict, unit_columns: dict) -> CycleRecord:
+    """The row of cycles.csv of one cycle: what it trained on, how well, and what it selected
+    (``unit_columns``: the query unit's, void_clicks among them)."""
     metrics, stages = trained.metrics, acq.stage_seconds
     return CycleRecord(
         dataset=spec.dataset, model=spec.model, strategy=spec.strategy, selection=spec.selection,
@@ -86,9 +88,8 @@ def cycle_record(spec, cycle: int, store: LabelStore, total_pixels: int, trained
         miou=metrics["miou"], macc=metrics["macc"], aacc=metrics["aacc"], **acq.uncertainty,
         train_seconds=trained.train_seconds, inference_seconds=acq.inference_seconds,
         acquisition_seconds=acq.acquisition_seconds, clicks_in_loss=trained.clicks_in_loss,
-        void_clicks=int((labels == IGNORE_INDEX).sum()), **queries,
-        evaluation_seconds=trained.eval_seconds, scoring_seconds=stages["scoring"],
-        selection_seconds=stages["selection"], record_seconds=stages["record"])
+        **queries, evaluation_seconds=trained.eval_seconds, scoring_seconds=stages["scoring"],
+        selection_seconds=stages["selection"], record_seconds=stages["record"], **unit_columns)
 
 
 def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None) -> Iterator[CycleRecord]:
@@ -101,6 +102,7 @@ def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None
     void_mask = truth.void_mask if spec.void_clicks == VOID_SKIP else None
     rare = rare_classes(data.class_pixel_counts())
     store = initial_store(spec, data, journal, truth)
+    unit = query_unit(spec, journal, data)
     start = journal.completed_cycles()
     state = journal.load_model_state(start - 1) if spec.retrain == RETRAIN_FINETUNE and start > 0 else None
     for cycle in range(start, spec.cycles):
@@ -114,14 +116,16 @@ def run_experiment(spec, preset, data, journal, reporter: Reporter | None = None
         else:
             trained = train_and_evaluate(spec, preset, data, current, cycle,
                                          journal.path / "train_logs" / f"cycle_{cycle:02d}", reporter, state)
-        acq = acquire(trained.model, data, current, strategy, selector, spec, cycle, void_mask)
+        acq = acquire(trained.model, data, current, strategy, selector, spec, cycle, void_mask, unit.region_selection)
         if cycle < spec.cycles - 1:  # the last cycle's picks are never labelled
-            store = current.with_clicks(cycle + 1, acq.picks, oracle.answer(acq.picks))
+            unit.record(journal, cycle + 1, acq.picks)
+            store = current.with_clicks(cycle + 1, acq.picks, unit.answer(oracle, acq.picks))
             journal.write_selections(store.frame)
         if spec.retrain == RETRAIN_FINETUNE:
             state = {k: v.detach().cpu().clone() for k, v in trained.model.state_dict().items()}
             journal.save_model_state(cycle, state)
         journal.write_maps(cycle, uncertainty_maps(trained.model, data, spec, cycle))
-        record = cycle_record(spec, cycle, current, data.total_pixels, trained, acq, clicks_added(current, cycle, rare))
+        record = cycle_record(spec, cycle, current, data.total_pixels, trained, acq, clicks_added(current, cycle, rare, unit),
+                              unit.columns(current, cycle, truth))
         journal.append_cycle(record, trained.metrics["class_iou"])
         yield record

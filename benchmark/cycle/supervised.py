@@ -22,7 +22,8 @@ def run_supervised(spec, preset, data, journal, reporter: Reporter | None = None
                   seed=spec.seed, cycle=0, void_clicks=0, evaluation_seconds=trained.eval_seconds,
                   labeled_pixels=data.total_pixels, labeled_fraction=1.0,
                   miou=trained.metrics["miou"], macc=trained.metrics["macc"], aacc=trained.metrics["aacc"],
-                  train_seconds=trained.train_seconds, inference_seconds=0.0, acquisition_seconds=0.0)
+                  train_seconds=trained.train_seconds, inference_seconds=0.0, acquisition_seconds=0.0,
+                  unit=spec.unit, queries=data.total_pixels)  # dense labels: no click cost (cost NaN)
     record = CycleRecord(**values)
     journal.append_cycle(record, trained.metrics["class_iou"])
     yield record

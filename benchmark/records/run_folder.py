@@ -4,6 +4,8 @@ leaves half a file)::
     config.json        resolved settings of the run (RunSpec + preset + library versions)
     images.csv         the training pool: image_id, img_path, seg_path, height, width
     selections.csv     every click: cycle, image_id, y, x, label
+    regions.csv        --unit superpixel: every region query (cycle, image_id, region, y, x, pixels);
+    regions/cycle_KK.npz   ... and the pixels each labelled (image_id, region, y, x)
     cycles.csv         this run's completed cycles (the resume point)
     class_iou.csv      this run's per-class IoU
     maps/*.npz         MC score maps of a few validation images per cycle (for the figures)
@@ -64,6 +66,30 @@ class RunFolder:
 
     def write_selections(self, frame: pd.DataFrame) -> None:
         write_csv_atomic(frame, self.path / "selections.csv")
+
+    # -- region queries (--unit superpixel) ----------------------------------------------------
+    def read_region_queries(self) -> pd.DataFrame | None:
+        path = self.path / "regions.csv"
+        return pd.read_csv(path) if path.exists() else None
+
+    def read_region_members(self, cycle: int) -> dict | None:
+        """The pixels the region queries of ``cycle`` labelled: arrays image_id, region, y, x."""
+        import numpy as np
+
+        path = self.path / "regions" / f"cycle_{cycle:02d}.npz"
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as saved:
+            return {k: saved[k] for k in saved.files}
+
+    def write_region_queries(self, ledger: pd.DataFrame, cycle: int, members: dict) -> None:
+        """``regions/cycle_KK.npz`` (``members``: the pixels of ``cycle``'s queries), then regions.csv."""
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **members)
+        write_bytes_atomic(self.path / "regions" / f"cycle_{cycle:02d}.npz", buffer.getvalue())
+        write_csv_atomic(ledger, self.path / "regions.csv")
 
     # -- per-cycle results -------------------------------------------------------------------
     def read_cycles(self) -> pd.DataFrame:
@@ -160,7 +186,7 @@ class FollowerFolder(RunFolder):
         return None
 
     write_config = write_images = write_selections = append_cycle = save_model_state = _ignore
-    write_status = write_maps = _ignore
+    write_status = write_maps = write_region_queries = _ignore
 
     def write_error(self, text: str) -> Path:
         return self.path / "error.log"

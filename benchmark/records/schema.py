@@ -20,12 +20,15 @@ PENDING = -1
 SELECTION_COLUMNS = ["cycle", "image_id", "y", "x", "label"]
 
 TASK = ["dataset", "model"]  # one comparison: the arms of a task are ranked against each other
-ARM = ["strategy", "selection"]  # what the leaderboard ranks: a strategy with a selector
+ARM = ["strategy", "selection", "unit"]  # what the leaderboard ranks: a strategy with a selector and a query unit
 ARM_KEY = TASK + ARM  # one leaderboard row (the text key columns)
 KEY_COLUMNS = ARM_KEY + ["seed", "cycle"]
-RUN_KEY = KEY_COLUMNS[:-1]  # one run: (dataset, model, strategy, selection, seed)
+RUN_KEY = KEY_COLUMNS[:-1]  # one run: (dataset, model, strategy, selection, unit, seed)
 SUPERVISED = "supervised"  # the strategy value of the fully supervised reference's rows
 DEFAULT_SELECTION = "topn"  # tables written before the selection column existed used it
+DEFAULT_UNIT = "pixel"  # ... and before the unit column existed (a pixel click per query)
+KEY_DEFAULTS = {"selection": DEFAULT_SELECTION, "unit": DEFAULT_UNIT}  # key columns older tables lack
+APPENDED_KEYS = ["unit"]  # key columns added after the files' layout was fixed: written last
 TIMING_COLUMNS = ["train_seconds", "inference_seconds", "acquisition_seconds", "evaluation_seconds",
                   "scoring_seconds", "selection_seconds", "record_seconds"]
 
@@ -66,22 +69,35 @@ class CycleRecord:
     balent_degenerate_share: float  # ... no class with a valid Beta fit
     balent_saturated_share: float   # ... the dominant class past the variance clamp (ranked last)
     top_class_std_median: float     # median MC standard deviation of each pixel's top class
+    unit: str = DEFAULT_UNIT        # what one query asks for: a pixel click or a superpixel (a key column)
+    cost: float = float("nan")      # cost units of the queries that entered at this cycle (0: the random clicks)
+    cumulative_cost: float = float("nan")  # cost units of every query this cycle trained on
+    queries: int = 0                # queries answered so far (pixel clicks + regions; = labeled_pixels for pixels)
+    region_purity: float = float("nan")  # of the pixels the regions added at this cycle labelled: share correct
+
+
+def written_order(columns: list[str]) -> list[str]:
+    """``columns`` in the order a file holds them: the key columns added later (``APPENDED_KEYS``)
+    after the others, so that the columns a table had keep their places."""
+    return [c for c in columns if c not in APPENDED_KEYS] + [c for c in columns if c in APPENDED_KEYS]
 
 
 CYCLE_COLUMNS = [f.name for f in fields(CycleRecord)]
-REGIME_COLUMNS = CYCLE_COLUMNS[CYCLE_COLUMNS.index("balent_positive_share"):]  # BalEnt's regime record
-CLASS_IOU_COLUMNS = KEY_COLUMNS + ["class", "iou"]
+REGIME_COLUMNS = CYCLE_COLUMNS[CYCLE_COLUMNS.index("balent_positive_share"):CYCLE_COLUMNS.index("unit")]
+CLASS_IOU_COLUMNS = written_order(KEY_COLUMNS + ["class", "iou"])
 
 
-def arm_label(strategy: str, selection: str) -> str:
-    """How an arm is named in tables and figures: the strategy, ``+ selector`` unless topn."""
-    return strategy if selection in (DEFAULT_SELECTION, "", None) else f"{strategy} + {selection}"
+def arm_label(strategy: str, selection: str, unit: str = DEFAULT_UNIT) -> str:
+    """How an arm is named in tables and figures: the strategy, ``+ selector`` unless topn,
+    ``@ unit`` unless pixel."""
+    label = strategy if selection in (DEFAULT_SELECTION, "", None) else f"{strategy} + {selection}"
+    return label if unit in (DEFAULT_UNIT, "", None) or pd.isna(unit) else f"{label} @ {unit}"
 
 
 def with_schema(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``frame`` with exactly ``columns``: a table written before a column existed gets it (the
-    selection ``topn``, which was the only rule then; NaN for the rest)."""
-    missing = {c: (DEFAULT_SELECTION if c == "selection" else float("nan")) for c in columns if c not in frame}
+    key's default, ``KEY_DEFAULTS``: the only rule or unit there was then; NaN for the rest)."""
+    missing = {c: KEY_DEFAULTS.get(c, float("nan")) for c in columns if c not in frame}
     return frame.assign(**missing)[columns] if missing else frame[columns]
 
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.records.schema import ARM
+from benchmark.records.schema import ARM, written_order
 from benchmark.reports.leaderboard import TIE_DECIMALS, ranked_seeds
 from benchmark.reports.statistics import descending_ranks, percentile_interval, resampled_means
 from benchmark.reports.verdicts import TaskSeeds
 
-AGGREGATE_COLUMNS = [*ARM, "n_tasks", "mean_rank", "mean_rank_low", "mean_rank_high", "prob_beats_random",
+ROW_COLUMNS = [*ARM, "n_tasks", "mean_rank", "mean_rank_low", "mean_rank_high", "prob_beats_random",
                      "prob_beats_random_low", "prob_beats_random_high", "n_tasks_with_random"]
+AGGREGATE_COLUMNS = written_order(ROW_COLUMNS)  # the unit column last
 
 
 def _mean_over_tasks(per_task: list[tuple[float, np.ndarray]]) -> tuple[float, float, float, int]:
@@ -60,5 +61,5 @@ def aggregate(cycles: pd.DataFrame) -> pd.DataFrame:
         mean_rank, rank_low, rank_high, n_tasks = _mean_over_tasks(ranks[arm])
         prob, prob_low, prob_high, with_random = _mean_over_tasks(beats.get(arm, []))
         rows.append((*arm, n_tasks, mean_rank, rank_low, rank_high, prob, prob_low, prob_high, with_random))
-    frame = pd.DataFrame(rows, columns=AGGREGATE_COLUMNS).astype({"n_tasks": "int64", "n_tasks_with_random": "int64"})
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)[AGGREGATE_COLUMNS].astype({"n_tasks": "int64", "n_tasks_with_random": "int64"})
     return frame.sort_values(["mean_rank", *ARM], kind="stable").reset_index(drop=True)

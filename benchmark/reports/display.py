@@ -65,19 +65,23 @@ def print_leaderboard(frame: pd.DataFrame, console=None, settings: pd.DataFrame 
         ref = f"supervised reference mIoU {sup:.2f}" if pd.notna(sup) else "no supervised reference"
         caption = _caption(block, settings_line(settings, dataset, model))
         table = Table(title=f"{dataset} / {model} ({ref})", caption=caption, caption_justify="left")
+        by_cost = bool("unit" in block and (block["unit"] != "pixel").any())  # units compared: at equal cost
         for name, justify in [("rank", "right"), ("strategy", "left"), ("seeds", "right"),
                               ("AULC (mIoU %)", "right"), ("final mIoU", "right"), ("% of sup.", "right"),
-                              ("void clicks", "right"), (f"{TIED_MARKER} best", "center")]:
+                              ("void clicks", "right"), (f"{TIED_MARKER} best", "center")] + \
+                [("AULC by cost", "right")] * by_cost:
             table.add_column(name, justify=justify)
         for row in block.itertuples(index=False):
+            unit = getattr(row, "unit", "pixel")
+            by_cost_cell = [_cell(row.aulc_cost_mean, row.aulc_cost_ci95, row.n_seeds)] if by_cost else []
             seeds = str(row.n_seeds) if row.n_seeds > 1 else ONE_SEED_NOTE  # instead of a fake interval
             tied = _tied_cell(row.rank, row.tied_with_best)
             void = f"{100 * row.void_share:.1f}%" if pd.notna(row.void_share) else "n/a"
-            table.add_row(str(row.rank), arm_label(row.strategy, row.selection), seeds,
+            table.add_row(str(row.rank), arm_label(row.strategy, row.selection, unit), seeds,
                           _cell(row.aulc_mean, row.aulc_ci95, row.n_seeds),
                           _cell(row.final_miou_mean, row.final_miou_ci95, row.n_seeds),
                           _cell(row.pct_of_supervised, row.pct_of_supervised_ci95, row.n_seeds, 1), void, tied,
-                          style="bold" if tied in ("best", TIED_MARKER) else None)
+                          *by_cost_cell, style="bold" if tied in ("best", TIED_MARKER) else None)
         console.print(table)
         if "seeds_for_80pct_power" in block:
             _print_verdicts(block, console)
@@ -96,6 +100,10 @@ def _caption(block: pd.DataFrame, settings: str) -> str:
         lines.append("? = fewer than 2 seeds shared with the best, no test.")
     if (block["n_seeds"] < 2).any():
         lines.append(f"{ONE_SEED_NOTE}: the value of the single seed; run more seeds for an interval.")
+    if "unit" in block and (block["unit"] != "pixel").any():
+        lines.append(f"Units differ in what a labelled pixel costs: compare them by AULC by cost (mIoU against "
+                     f"cumulative cost over {block['cost_span_start'].min():g}-{block['cost_span_end'].min():g} cost "
+                     "units, the span every ranked run covers); @ superpixel = a region's dominant class per query.")
     if settings:
         lines.append(settings)
     return "\n".join(lines)
@@ -135,7 +143,7 @@ def verdict_line(block: pd.DataFrame) -> str:
     seeds = int(block["n_seeds"].max())
     separated = others["tied_with_best"].fillna(True).eq(False)
     apart = int(separated.sum())
-    needs = [f"{arm_label(r.strategy, r.selection)} {_seeds_needed(r)}"
+    needs = [f"{arm_label(r.strategy, r.selection, getattr(r, 'unit', 'pixel'))} {_seeds_needed(r)}"
              for r in others[~separated].itertuples(index=False)]
     line = (f"Verdict: {apart} of {len(others)} arm(s) told apart from the best with {seeds} seed(s)"
             + (f"; seeds a paired test would need to tell the others apart {round(100 * POWER)}% of the time: "
@@ -160,7 +168,7 @@ def _print_verdicts(block: pd.DataFrame, console) -> None:
     for name in ("AULC bootstrap", "final mIoU bootstrap", "P(> random)", f"seeds for {round(100 * POWER)}% power"):
         table.add_column(name, justify="right")
     for row in block.itertuples(index=False):
-        table.add_row(str(row.rank), arm_label(row.strategy, row.selection),
+        table.add_row(str(row.rank), arm_label(row.strategy, row.selection, getattr(row, "unit", "pixel")),
                       _bootstrap_cell(row.aulc_boot_low, row.aulc_boot_high, row.aulc_iqm),
                       _bootstrap_cell(row.final_miou_boot_low, row.final_miou_boot_high, row.final_miou_iqm),
                       _probability(row), _seeds_needed(row))
@@ -208,7 +216,7 @@ def print_aggregate(frame: pd.DataFrame, console=None) -> None:
         table.add_column(name, justify=justify)
     for row in frame.itertuples(index=False):
         interval = _interval(row.mean_rank_low, row.mean_rank_high)
-        table.add_row(arm_label(row.strategy, row.selection), str(row.n_tasks),
+        table.add_row(arm_label(row.strategy, row.selection, getattr(row, "unit", "pixel")), str(row.n_tasks),
                       f"{row.mean_rank:.2f} {interval}".strip(), _probability(row), str(row.n_tasks_with_random))
     console.print(table)
 

@@ -36,7 +36,17 @@ import math
 
 import pandas as pd
 
-from benchmark.records.schema import ARM, ARM_KEY, DEFAULT_SELECTION, KEY_COLUMNS, SUPERVISED, TASK, require_columns
+from benchmark.records.schema import (
+    ARM,
+    ARM_KEY,
+    KEY_COLUMNS,
+    KEY_DEFAULTS,
+    SUPERVISED,
+    TASK,
+    require_columns,
+    written_order,
+)
+from benchmark.reports.cost import COST_COLUMNS, aulc_cost
 from benchmark.reports.statistics import (
     aulc,
     descending_ranks,
@@ -48,7 +58,7 @@ from benchmark.reports.statistics import (
 )
 from benchmark.reports.verdicts import BOOTSTRAP_COLUMNS, PROBABILITY_COLUMNS, task_verdicts
 
-REQUIRED_COLUMNS = [c for c in KEY_COLUMNS if c != "selection"] + ["labeled_fraction", "miou"]
+REQUIRED_COLUMNS = [c for c in KEY_COLUMNS if c not in KEY_DEFAULTS] + ["labeled_fraction", "miou"]
 GROUP = ARM_KEY
 ALPHA = 0.05
 TIE_DECIMALS = 9
@@ -60,19 +70,22 @@ LEADERBOARD_COLUMNS = [
     "pct_of_supervised_ci95", "p_holm", "ranked_cycles", "void_share",
     # how sure (appended by the verdicts issue)
     *PROBABILITY_COLUMNS, "seeds_for_80pct_power", *BOOTSTRAP_COLUMNS,
+    # at equal cost (the units issue)
+    *COST_COLUMNS,
 ]
+LEADERBOARD_COLUMNS = written_order(LEADERBOARD_COLUMNS)  # the unit column last
 ONE_SEED_NOTE = "1 seed, no interval"
 TIED_MARKER = "≈"
 
 
 def clean_cycles(cycles: pd.DataFrame) -> pd.DataFrame:
     """Check the needed columns (UsageError naming the missing ones); tables from before the
-    selection column get ``topn``; duplicate keys keep the last row."""
+    selection or unit column get ``topn`` and ``pixel``; duplicate keys keep the last row."""
     require_columns(cycles, REQUIRED_COLUMNS, "the cycles table",
                     f"pass a cycles.csv written by `python -m benchmark run` (columns "
                     f"{', '.join(REQUIRED_COLUMNS)} are needed)")
-    selection = cycles["selection"] if "selection" in cycles.columns else pd.Series(index=cycles.index, dtype=object)
-    cycles = cycles.assign(selection=selection.fillna(DEFAULT_SELECTION))
+    cycles = cycles.assign(**{key: (cycles[key] if key in cycles.columns else pd.Series(index=cycles.index, dtype=object))
+                              .fillna(default) for key, default in KEY_DEFAULTS.items()})
     frame = cycles.drop_duplicates(KEY_COLUMNS, keep="last")
     return frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
 
@@ -86,8 +99,9 @@ def per_seed(cycles: pd.DataFrame, last_cycle: int | None = None) -> pd.DataFram
         if last_cycle is not None:
             run = run[run["cycle"] <= last_cycle]
         last = run.iloc[-1]
-        void = (float(last["void_clicks"]) / float(last["labeled_pixels"])
-                if {"void_clicks", "labeled_pixels"} <= set(run.columns) and last["labeled_pixels"] else math.nan)
+        queries = last["queries"] if "queries" in run.columns and pd.notna(last["queries"]) else last.get("labeled_pixels")
+        void = (float(last["void_clicks"]) / float(queries)
+                if "void_clicks" in run.columns and queries is not None and queries else math.nan)
         rows.append(dict(zip(GROUP + ["seed"], key), aulc=aulc(run["labeled_fraction"], run["miou"]),
                          final_miou=float(last["miou"]), final_labeled_fraction=float(last["labeled_fraction"]),
                          last_cycle=reached, n_cycles=reached + 1, void_share=void))
@@ -159,6 +173,8 @@ def leaderboard(cycles: pd.DataFrame) -> pd.DataFrame:
                 for arm, grp in seeds.groupby(ARM, sort=True)]
         frame = pd.DataFrame(rows).assign(supervised_miou=float(sup.mean()) if len(sup) else math.nan)
         frame = frame.merge(task_verdicts((dataset, model), seeds, TIE_DECIMALS), on=ARM, how="left")
+        block = cycles[(cycles["dataset"] == dataset) & (cycles["model"] == model) & (cycles["strategy"] != SUPERVISED)]
+        frame = frame.merge(aulc_cost(block, ARM), on=ARM, how="left")  # benchmark.reports.cost
         blocks.append(_rank_block(frame, seeds))
     if not blocks:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LEADERBOARD_COLUMNS})

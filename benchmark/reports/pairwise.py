@@ -20,13 +20,15 @@ from itertools import permutations
 import numpy as np
 import pandas as pd
 
-from benchmark.records.schema import ARM, SUPERVISED, TASK
+from benchmark.records.schema import APPENDED_KEYS, ARM, SUPERVISED, TASK
 from benchmark.reports.leaderboard import ALPHA, clean_cycles
 from benchmark.reports.statistics import paired_p_value
 
 ARM_A = [f"{column}_a" for column in ARM]
 ARM_B = [f"{column}_b" for column in ARM]
-PAIRWISE_COLUMNS = TASK + ARM_A + ARM_B + ["wins", "losses", "cycles_compared"]
+ROW_COLUMNS = TASK + ARM_A + ARM_B + ["wins", "losses", "cycles_compared"]
+APPENDED = [f"{column}_{side}" for side in "ab" for column in APPENDED_KEYS]  # unit_a, unit_b: written last
+PAIRWISE_COLUMNS = [c for c in ROW_COLUMNS if c not in APPENDED] + APPENDED
 
 
 def compare_cycles(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int, int]:
@@ -58,5 +60,5 @@ def pairwise(cycles: pd.DataFrame) -> pd.DataFrame:
             wins, losses, compared = compare_cycles(curves[arm_a], curves[arm_b])
             shares = (wins / compared, losses / compared) if compared else (np.nan, np.nan)
             rows.append((*task, *arm_a, *arm_b, *shares, compared))
-    frame = pd.DataFrame(rows, columns=PAIRWISE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)[PAIRWISE_COLUMNS]
     return frame.astype({"cycles_compared": "int64"}).reset_index(drop=True)

@@ -30,6 +30,7 @@ from benchmark.records.schema import (
     require_columns,
     rounded,
     sorted_by,
+    with_schema,
 )
 from benchmark.reports.aggregate import aggregate
 from benchmark.reports.leaderboard import REQUIRED_COLUMNS, clean_cycles, leaderboard
@@ -105,8 +106,8 @@ def _sync_tables(results_dir: Path) -> None:
     kept = ~pd.Series([k in local for k in old[RUN_KEY].itertuples(index=False, name=None)], index=old.index)
     write_csv_atomic(sorted_by(pd.concat([old[kept], runs_cycles], ignore_index=True), KEY_COLUMNS), path)
     try:
-        old_iou = pd.read_csv(results_dir / "class_iou.csv") if (results_dir / "class_iou.csv").is_file() \
-            else runs_iou.iloc[:0]
+        old_iou = with_schema(pd.read_csv(results_dir / "class_iou.csv"), CLASS_IOU_COLUMNS) \
+            if (results_dir / "class_iou.csv").is_file() else runs_iou.iloc[:0]  # older tables: unit pixel
         old_iou = old_iou[[k not in local for k in old_iou[RUN_KEY].itertuples(index=False, name=None)]]
     except (OSError, KeyError, ValueError, pd.errors.EmptyDataError, pd.errors.ParserError):
         return  # an unreadable class_iou.csv is left as it is: the leaderboard does not need it

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmark.records.schema import ARM, DEFAULT_SELECTION
+from benchmark.records.schema import ARM, DEFAULT_SELECTION, DEFAULT_UNIT
 from benchmark.reports.statistics import (
     bootstrap_draws,
     interquartile_mean,
@@ -32,7 +32,7 @@ from benchmark.reports.statistics import (
     win_scores,
 )
 
-BASELINE = ("random", DEFAULT_SELECTION)  # the arm every other is compared with: uniform random clicks
+BASELINE = ("random", DEFAULT_SELECTION, DEFAULT_UNIT)  # the arm every other is compared with: uniform random clicks
 PROBABILITY_COLUMNS = ["prob_beats_random", "prob_beats_random_low", "prob_beats_random_high"]
 BOOTSTRAP_COLUMNS = ["aulc_boot_low", "aulc_boot_high", "final_miou_boot_low", "final_miou_boot_high",
                      "aulc_iqm", "final_miou_iqm"]

@@ -84,7 +84,8 @@ def test_leaderboard_command_rebuilds_and_prints_the_table(cli, reference):
     assert "synthetic / deeplabv3plus" in proc.stdout and "balent" in proc.stdout and "±" in proc.stdout
 
 
-FIGURES = ["learning_curves_synthetic_deeplabv3plus.png", "pairwise_synthetic_deeplabv3plus.png",
+FIGURES = ["cost_curves_synthetic_deeplabv3plus.png", "learning_curves_synthetic_deeplabv3plus.png",
+           "pairwise_synthetic_deeplabv3plus.png",
            "query_diagnostics_synthetic_deeplabv3plus.png", "uncertainty_decomposition_synthetic_deeplabv3plus.png",
            "uncertainty_maps_synthetic_deeplabv3plus_cycle1.png"]
 

@@ -14,7 +14,8 @@ EXPECTED_COLUMNS = ["dataset", "model", "strategy", "selection", "seed", "cycle"
                     "clicks_in_loss", "void_clicks", "query_class_entropy", "query_rare_share", "query_spread",
                     "evaluation_seconds", "scoring_seconds", "selection_seconds", "record_seconds",
                     "balent_positive_share", "balent_negative_share", "balent_degenerate_share",
-                    "balent_saturated_share", "top_class_std_median"]
+                    "balent_saturated_share", "top_class_std_median",
+                    "unit", "cost", "cumulative_cost", "queries", "region_purity"]
 
 
 def record(strategy="bald", seed=0, cycle=0, miou=10.0):
@@ -22,7 +23,7 @@ def record(strategy="bald", seed=0, cycle=0, miou=10.0):
     values.update(dataset="synthetic", model="fpn", strategy=strategy, selection="topn", seed=seed, cycle=cycle,
                   labeled_pixels=10 * (cycle + 1), labeled_fraction=0.01 * (cycle + 1), miou=miou, macc=20.0,
                   aacc=30.0, epistemic=0.1, aleatoric=0.2, train_seconds=1.0, inference_seconds=2.0,
-                  acquisition_seconds=3.0, void_clicks=0)
+                  acquisition_seconds=3.0, void_clicks=0, unit="pixel")
     return CycleRecord(**values)
 
 
@@ -48,7 +49,7 @@ def test_tables_are_the_sorted_union_of_runs(tmp_path):
     assert cycles["strategy"].tolist() == ["bald", "random"]
     on_disk = pd.read_csv(tmp_path / "cycles.csv")
     assert list(on_disk.columns) == EXPECTED_COLUMNS and len(on_disk) == 2
-    assert list(pd.read_csv(tmp_path / "class_iou.csv").columns) == EXPECTED_COLUMNS[:6] + ["class", "iou"]
+    assert list(pd.read_csv(tmp_path / "class_iou.csv").columns) == EXPECTED_COLUMNS[:6] + ["class", "iou", "unit"]
     first = (tmp_path / "cycles.csv").read_bytes()
     write_tables(tmp_path)
     assert (tmp_path / "cycles.csv").read_bytes() == first

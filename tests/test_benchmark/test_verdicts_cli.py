@@ -106,7 +106,9 @@ def test_existing_columns_come_first_and_new_ones_are_appended(results):
         "supervised_miou", "n_cycles", "note", "pct_of_supervised_ci95", "p_holm", "ranked_cycles", "void_share"]
     assert columns[20:] == ["prob_beats_random", "prob_beats_random_low", "prob_beats_random_high",
                             "seeds_for_80pct_power", "aulc_boot_low", "aulc_boot_high", "final_miou_boot_low",
-                            "final_miou_boot_high", "aulc_iqm", "final_miou_iqm"]
+                            "final_miou_boot_high", "aulc_iqm", "final_miou_iqm",
+                            # at equal cost (the units issue), the unit key last
+                            "aulc_cost_mean", "aulc_cost_ci95", "cost_span_start", "cost_span_end", "unit"]
 
 
 def test_probability_of_beating_random_is_the_pair_count_over_seeds(results):
@@ -177,7 +179,7 @@ def test_pairwise_wins_are_the_cycles_a_paired_t_test_separates(results):
     out = results[0]
     pairs = pd.read_csv(out / "pairwise.csv")
     assert list(pairs.columns) == ["dataset", "model", "strategy_a", "selection_a", "strategy_b", "selection_b",
-                                   "wins", "losses", "cycles_compared"]
+                                   "wins", "losses", "cycles_compared", "unit_a", "unit_b"]
     assert len(pairs) == sum(len(arms) * (len(arms) - 1) for arms in TASKS.values())
     for row in pairs.itertuples(index=False):
         a, b = TASKS[(row.dataset, row.model)][row.strategy_a], TASKS[(row.dataset, row.model)][row.strategy_b]

@@ -16,6 +16,9 @@
   uncertainty over the unlabelled pool, each relative to its cycle-0 value
   (``relative_to_first``), and mIoU against the cycle; one line per strategy (mean over seeds),
   same colours as the learning curves.
+- ``cost_curves_{dataset}_{model}.png``: mIoU against cumulative annotation cost (log x), one line
+  per arm (pixel and superpixel arms at equal cost), the legend with AULC by cost (tables with a
+  cost column only).
 - ``query_diagnostics_{dataset}_{model}.png``: the class entropy, rare-class share and spread of
   the clicks each cycle selected, and mIoU, against the cycle (tables with those columns only).
 - ``pairwise_{dataset}_{model}.png``: ``pairwise.csv`` as a heatmap (two ranked arms or more): the
@@ -25,8 +28,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from benchmark.records.schema import TASK
 from benchmark.reports.figures.common import read_cycles, slug, with_arm_labels
+from benchmark.reports.figures.cost_curves import cost_curves
 from benchmark.reports.figures.curves import learning_curves
 from benchmark.reports.figures.cycle_panels import (
     QUERY_COLUMNS,
@@ -61,6 +67,8 @@ def make_figures(results_dir, cycle: int | None = None) -> list[Path]:
         dm_board = board[(board["dataset"] == dataset) & (board["model"] == model)]
         name = f"{slug(dataset)}_{slug(model)}"
         paths.append(learning_curves(block, dm_board, out / f"learning_curves_{name}.png"))
+        if len(dm_board) and dm_board.get("aulc_cost_mean", pd.Series(dtype=float)).notna().any():
+            paths.append(cost_curves(block, dm_board, out / f"cost_curves_{name}.png"))
         if len(dm_board) and set(UNCERTAINTY_COLUMNS) <= set(block.columns):
             paths.append(uncertainty_decomposition(block, dm_board, out / f"uncertainty_decomposition_{name}.png"))
         if len(dm_board) and set(QUERY_COLUMNS) <= set(block.columns) and block[QUERY_COLUMNS].notna().any().any():

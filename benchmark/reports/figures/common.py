@@ -32,23 +32,25 @@ SELECTION_MARKERS = {"spread": "*", "pixelpick": "d"}
 def style(arm: str, known: list[str]) -> tuple[str, str, str]:
     """(colour, marker, line style) of an arm label (``benchmark.records.schema.arm_label``): the colour
     is its strategy's, a non-default selector gets its own marker and a dashed line."""
+    arm, _, unit = arm.partition(" @ ")
     strategy, _, selection = arm.partition(" + ")
-    bases = sorted({k.partition(" + ")[0] for k in known} - set(STRATEGY_STYLE))
+    bases = sorted({k.partition(" @ ")[0].partition(" + ")[0] for k in known} - set(STRATEGY_STYLE))
     if strategy in STRATEGY_STYLE:
         colour, marker = STRATEGY_STYLE[strategy]
     else:
         colour, marker = EXTRA_COLOURS[bases.index(strategy) % len(EXTRA_COLOURS)] if strategy in bases \
             else EXTRA_COLOURS[0], "o"
     if selection:
-        return colour, SELECTION_MARKERS.get(selection, "h"), "--"
-    return colour, marker, "-"
+        return colour, SELECTION_MARKERS.get(selection, "h"), ":" if unit else "--"
+    return colour, marker, "-." if unit else "-"
 
 
 def with_arm_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its strategy column replaced by the arm label (strategy + selector)."""
     if "selection" not in frame.columns:
         return frame
-    labels = [arm_label(s, sel) for s, sel in zip(frame["strategy"], frame["selection"])]
+    units = frame["unit"] if "unit" in frame.columns else ["pixel"] * len(frame)
+    labels = [arm_label(s, sel, u) for s, sel, u in zip(frame["strategy"], frame["selection"], units)]
     return frame.assign(strategy=labels)
 
 
