@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as err:
         print(f"error: {f'[rank {rank}] ' if rank else ''}{err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: completed cycles are saved; continue with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        from benchmark.runtime.interruption import EXIT_TERMINATED, Terminated
+
+        why = f" ({err})" if isinstance(err, Terminated) else ""
+        print(f"interrupted{why}: completed cycles are saved; continue with --resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(err, Terminated) else 130

@@ -44,3 +44,14 @@ def assert_usage_error(proc, *phrases):
     assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
     for phrase in phrases:
         assert phrase in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def gated_reference(run_cli, tmp_path_factory) -> Path:
+    """``GATED_PLAN`` run without interruption, one run after another in one one-thread process:
+    the tables that the interrupted, killed and resumed runs of the same plan must end with."""
+    from tests.fixtures.gated_strategy import GATED_PLAN
+
+    out = tmp_path_factory.mktemp("gated-reference")
+    run_cli("run", *GATED_PLAN, "--workers", "1", "--out", out)
+    return out

@@ -142,17 +142,57 @@ def _ranks(run):
         distributed.shutdown()
 
 
+def _stop_on_sigterm() -> None:
+    """In a job's own process (Slurm or local): SIGTERM stops the job at once, its run marked
+    interrupted (``benchmark.runtime.interruption``), where submitit would only log it and train on
+    until the SIGKILL. A local job also stops once its controller process is gone."""
+    from benchmark.runtime import interruption
+
+    executor = os.environ.get("SUBMITIT_EXECUTOR")
+    if executor not in ("slurm", "local"):
+        return  # the debug executor: the launcher's own process
+    from submitit.core.job_environment import JobEnvironment
+
+    interruption.stop_on_sigterm()
+    interruption.count_as_stop(JobEnvironment._usr_sig())  # submitit's requeue on USR2
+    if executor == "local" and not os.environ.get("SUBMITIT_LOCAL_WITH_SHELL"):
+        interruption.watch_parent(int(os.environ["SUBMITIT_LOCAL_JOB_ID"]))  # the controller's pid
+
+
+def _log_termination(job) -> None:
+    from submitit.core import logger
+
+    logger.get_logger().warning(
+        f"Caught signal SIGTERM: {job.name} stopped where it was; its completed cycles are kept and its "
+        f"status.json says interrupted. Slurm starts the job again if it is requeuing it (the run resumes); "
+        f"otherwise continue with `launch ... --resume`")
+
+
 class BenchmarkJob(Checkpointable):
-    """Waits for its dependencies, takes a slot (local executor), then ``work()``."""
+    """Waits for its dependencies, takes a slot (local executor), then ``work()``.
+
+    SIGTERM is a checkpoint too (Slurm's requeue, a preemption, ``scancel``, a time limit, a local
+    ``kill``): the job stops at once and exits with 143. Slurm then requeues it when it was requeuing
+    it (the requeued job resumes from the run folder) and otherwise ends it; submitit's USR2
+    (a time limit near, or ``scancel --signal=USR2``) still requeues through ``checkpoint``.
+    """
 
     after: tuple = ()
     slots: Slots | None = None
 
     def __call__(self):
-        for dependency in self.after:
-            dependency.wait()
-        with self.slots.take() if self.slots is not None else contextlib.nullcontext():
-            return self.work()
+        from benchmark.runtime.interruption import EXIT_TERMINATED, Terminated, busy
+
+        with busy():
+            try:
+                _stop_on_sigterm()
+                for dependency in self.after:
+                    dependency.wait()
+                with self.slots.take() if self.slots is not None else contextlib.nullcontext():
+                    return self.work()
+            except Terminated:
+                _log_termination(self)
+                raise SystemExit(EXIT_TERMINATED) from None  # no result: the job did not end its work
 
     def work(self):
         raise NotImplementedError

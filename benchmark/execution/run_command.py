@@ -8,8 +8,12 @@ def run_from_flags(args, console) -> int:
     check them, execute them here or in ``--workers`` processes, print the leaderboard; returns the
     exit status. Every process of a run started by torchrun (--gpus-per-run G) runs this; rank 0
     writes."""
-    from benchmark.runtime import distributed
+    import threading
 
+    from benchmark.runtime import distributed, interruption
+
+    if threading.current_thread() is threading.main_thread():
+        interruption.stop_on_sigterm()  # a `kill` or Slurm's requeue/cancel: runs end interrupted, resumable
     distributed.check_world_size(args.gpus_per_run)
     distributed.init_from_env(args.device)
     try:

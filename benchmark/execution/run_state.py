@@ -8,9 +8,12 @@ processes never run the same run at once; the lock lives outside the run folder,
     host, pid       where that process ran; job_id: its Slurm or submitit job, if any
     started, updated (UTC, ISO 8601), cycles_done, cycles_planned
     error           the last error line of a failed attempt (traceback in error.log)
+    note            why the state was set by another process than the run's (a stale ``running`` repaired)
 
-A process killed without warning leaves ``running`` behind with its lock released: ``benchmark
-status`` reads that pair as interrupted.
+A process stopped by a signal (SIGTERM, SIGINT, Slurm's USR2) writes ``interrupted`` itself
+(``benchmark.runtime.interruption``). One killed without warning (SIGKILL, the OOM killer) leaves
+``running`` behind with its lock released: ``repair_stale_status`` (called by `benchmark status`)
+rewrites that as ``interrupted``, holding the lock while it does, so no live process is overruled.
 """
 from __future__ import annotations
 
@@ -67,6 +70,33 @@ def check_not_running(runs) -> None:
     for run in runs:
         if is_locked(run_lock_path(run)):
             raise busy_error(run)
+
+
+def repair_stale_status(folder: RunFolder, lock_file) -> dict | None:
+    """The run's status; one that says ``running`` while no process holds ``lock_file`` is
+    rewritten as ``interrupted`` first (its process was killed outright). Left as it is where the
+    lock is held, or the folder cannot be written (a read-only copy)."""
+    status = folder.read_status()
+    if not status or status.get("state") != RUNNING or is_locked(lock_file):
+        return status
+    lock = FileLock(lock_file)
+    try:
+        if not lock.acquire(timeout=0):
+            return status  # a process claimed the run just now
+    except OSError:
+        return status
+    try:
+        status = folder.read_status() or {}
+        if status.get("state") == RUNNING:  # the claim may have ended it meanwhile
+            holder = f"pid {status.get('pid', '?')} on host {status.get('host', '?')}"
+            status.update(state=INTERRUPTED, updated=_now(),
+                          note=f"{holder} ended without a word (killed outright); found by `benchmark status`")
+            folder.write_status(status)
+    except OSError:
+        pass
+    finally:
+        lock.release()
+    return status
 
 
 class RunClaim:

@@ -8,9 +8,15 @@ the locks they already use when several commands share an ``--out`` (``benchmark
 ``benchmark.cycle.cycle0_cache``, ``benchmark.reports.tables``): a run's lock, each seed's cycle-0 cache entry,
 the tables. The parent process plans and checks everything first, then hands each worker one run
 at a time and shows the progress it reads from the run folders.
+
+Stopping: Ctrl-C reaches every process of the group, and a SIGTERM to the main process is passed on
+to the workers; either way each worker stops its run at once, marked interrupted
+(``benchmark.runtime.interruption``), and no queued run begins. A worker whose main process is
+killed outright notices within a second and does the same, then exits: nothing outlives the command.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -68,9 +74,17 @@ def interleave_seeds(runs) -> list:
 _STOP = None  # in a worker: the pool's stop event (set: runs handed over from now on are skipped)
 
 
-def _start_worker(threads: int, plugins: str | None, stop) -> None:
+def _start_worker(threads: int, plugins: str | None, stop, parent_pid: int) -> None:
     import warnings
 
+    from benchmark.runtime import interruption
+
+    # first, before the slow imports: a worker whose parent is gone (killed, even before this
+    # line ran) stops its run at once, marked interrupted, and exits; SIGINT (Ctrl-C reaches the
+    # whole process group) and SIGTERM (a `kill`, Slurm's requeue or cancel, the parent passing
+    # its own on) stop it alike, once
+    interruption.stop_on_sigterm(also_sigint=True, quiet_when_idle=True)
+    interruption.watch_parent(parent_pid)
     import torch
 
     from benchmark.runtime.known_warnings import silence_known_warnings
@@ -97,11 +111,13 @@ def _execute_in_worker(run, overwrite: bool) -> int | None:
 
     from benchmark.execution.in_process import execute
     from benchmark.execution.preflight import PlanResources
+    from benchmark.runtime import interruption
 
-    if _STOP is not None and _STOP.is_set():
+    if (_STOP is not None and _STOP.is_set()) or interruption.stopping():
         return None
     try:
-        status, _ = execute([run], PlanResources(), overwrite, Console(quiet=True), leaderboard=False)
+        with interruption.busy():
+            status, _ = execute([run], PlanResources(), overwrite, Console(quiet=True), leaderboard=False)
     except BaseException:  # Ctrl-C reaches every worker: the next queued run must not start, even
         if _STOP is not None:  # before the parent has heard of it
             _STOP.set()
@@ -135,16 +151,17 @@ def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, c
     with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress, \
             ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                initargs=(threads, plugins, stop)) as pool:
+                                initargs=(threads, plugins, stop, os.getpid())) as pool:
         all_runs = progress.add_task("runs", total=len(ordered))
         cycles = progress.add_task("cycles (all runs)", total=total_cycles)
         pending = {pool.submit(_execute_in_worker, run, overwrite): run for run in ordered}
         try:
             failure = _wait_for_runs(pending, progress, all_runs, cycles, ordered, console, stop)
-        except BaseException:  # Ctrl-C (the workers got it too) or an error here: start nothing more
+        except BaseException:  # Ctrl-C, SIGTERM or an error here: start nothing more, stop what runs
             stop.set()
             for future in list(pending):  # the pool would otherwise still run every queued run
                 future.cancel()
+            _stop_workers(pool)
             raise
     if failure is not None:
         write_tables(Path(ordered[0].out))
@@ -156,6 +173,17 @@ def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, c
     out = Path(ordered[0].out)
     write_tables(out)
     return 0, rebuild_leaderboard(out)
+
+
+def _stop_workers(pool) -> None:
+    """SIGTERM to every worker: each stops its run at once, marked interrupted (a worker that had the
+    signal already, as Ctrl-C gives it to the whole process group, ignores the second). Otherwise
+    leaving the pool would wait for the runs in progress to end."""
+    import signal
+
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(process.pid, signal.SIGTERM)
 
 
 def _wait_for_runs(pending: dict, progress, all_runs, cycles, ordered, console, stop):

@@ -222,7 +222,8 @@ def print_aggregate(frame: pd.DataFrame, console=None) -> None:
 
 
 STATE_STYLES = {"running": "yellow", "finished": "green", "failed": "bold red", "interrupted": "magenta",
-                "awaiting-labels": "cyan", "queued": "dim", "not started": "dim"}
+                "awaiting-labels": "cyan", "queued": "dim", "not started": "dim", "starting": "yellow",
+                "requeued": "magenta", "held": "cyan", "cancelled": "red", "timed out": "red"}
 
 
 def _count(value) -> str:
@@ -240,7 +241,7 @@ def print_status(frame: pd.DataFrame, console=None) -> None:
 
     console = console or Console()
     columns = [("run", "run"), ("cycles", None), ("state", "state"), ("job", "job_id"), ("host", "host"),
-               ("updated (UTC)", "updated"), ("last error", "error")]
+               ("updated (UTC)", "updated"), ("last error", "error"), ("Slurm says", "scheduler")]
     shown = [(title, key) for title, key in columns if key is None or frame[key].notna().any()]
     table = Table(title="Runs")
     for title, key in shown:

@@ -15,6 +15,8 @@ import pytest
 
 from benchmark.records.schema import TIMING_COLUMNS
 from tests.conftest import REPO, assert_usage_error
+from tests.fixtures.gated_strategy import GATED_PLAN, open_gate, wait_at_gate
+from tests.fixtures.processes import left_after, tagged
 from tests.integration.test_cli_run import TINY
 
 pytestmark = pytest.mark.integration
@@ -37,13 +39,14 @@ def reference(run_cli, tmp_path_factory):
     return out
 
 
-def launch_in_background(benchmark_cache, *args):
+def launch_in_background(benchmark_cache, *args, **env_extra):
     """`launch` with its output in a file: local jobs inherit the launcher's streams, so waiting on
     pipes would wait for the jobs too."""
     out = Path(args[args.index("--out") + 1])
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    with open(out.parent / f"{out.name}-launch.txt", "w") as log:
+    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
+               **env_extra)
+    with open(out.parent / f"{out.name}-launch.txt", "a") as log:
         proc = subprocess.run([sys.executable, "-m", "benchmark", "launch", *map(str, args)], cwd=REPO, env=env,
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
     text = (out.parent / f"{out.name}-launch.txt").read_text()
@@ -123,35 +126,90 @@ def test_local_executor_in_parallel_gives_the_sequential_tables(benchmark_cache,
     assert "3 runs: 3 finished" in status and "2/2" in status
 
 
-def test_a_preempted_local_job_is_requeued_and_ends_with_the_same_tables(benchmark_cache, reference, tmp_path):
+def job_log(out, run_id) -> str:
+    """The .out and .err of the last launch's job of ``run_id``."""
+    job = [j for j in manifest(out)["jobs"] if j["name"] == run_id][0]
+    return "".join((out / "launch_logs" / f"{job['job_id']}_0_log.{kind}").read_text() for kind in ("out", "err"))
+
+
+def wait_gone(pid: int, seconds: float = 60.0) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+GATED_ONLY = [*GATED_PLAN[:GATED_PLAN.index("--strategy") + 1], "gated",
+              *GATED_PLAN[GATED_PLAN.index("--strategy") + 2:], "--no-supervised"]
+
+
+def test_a_preempted_local_job_is_requeued_and_ends_with_the_same_tables(benchmark_cache, gated_reference, tmp_path):
     out = tmp_path / "out"
-    launch_in_background(benchmark_cache, "--strategy", "balent", "--model", "fpn", "--no-supervised",
-                         "--executor", "local", "--out", out, *TINY)
-    run = out / "runs" / "synthetic__fpn__balent__seed0"
-    deadline = time.time() + 600
-    while not (run / "cycles.csv").exists():  # cycle 0 recorded: the job is in cycle 1 now
-        assert time.time() < deadline
-        time.sleep(0.05)
-    pid = json.loads((run / "status.json").read_text())["pid"]
+    launch_in_background(benchmark_cache, *GATED_ONLY, "--executor", "local", "--out", out, BENCHMARK_GATE=str(out))
+    run = out / "runs" / "synthetic__fpn__gated__seed0"
+    pid = wait_at_gate(out, run.name)  # in cycle 1: cycle 0 recorded, cycle 1 trained, not recorded
     os.kill(pid, signal.SIGUSR2)  # what Slurm sends before a time limit or a preemption
+    again = wait_at_gate(out, run.name, not_pid=pid)  # the requeued job, in the same cycle
+    open_gate(out)
     wait_for_job(out, "tables")
-    job = [j for j in manifest(out)["jobs"] if j["name"] == run.name][0]
-    log = (out / "launch_logs" / f"{job['job_id']}_0_log.out").read_text()
+    log = job_log(out, run.name)
     assert "Caught signal SIGUSR2" in log and "Requeued job" in log
     status = json.loads((run / "status.json").read_text())
-    assert status["state"] == "finished" and status["pid"] != pid  # a new process finished it
-    assert_same_tables(out, reference, strategies=("balent",))
+    assert status["state"] == "finished" and status["pid"] == again  # the requeued process finished it
+    assert_same_tables(out, gated_reference, strategies=("gated",))
+
+
+def test_sigterm_stops_a_local_job_at_once_and_so_does_the_loss_of_its_controller(benchmark_cache, gated_reference,
+                                                                                 tmp_path):
+    """SIGTERM (Slurm's requeue or cancel, a `kill`) is a checkpoint: the job stops where it is, its
+    run marked interrupted, and ends (a local job is not requeued). A job whose controller process
+    is killed outright stops the same way. Relaunched with --resume, the run ends with the tables of
+    an uninterrupted one."""
+    out = tmp_path / "out"
+    tag = tagged()
+    flags = [*GATED_ONLY, "--executor", "local", "--out", out]
+    launch_in_background(benchmark_cache, *flags, BENCHMARK_GATE=str(out), **tag)
+    run = out / "runs" / "synthetic__fpn__gated__seed0"
+    pid = wait_at_gate(out, run.name)
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid)
+    assert wait_for_job(out, "tables")["states"] == {"interrupted": 1}
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["pid"] == pid  # written by the job itself, at once
+    log = job_log(out, run.name)
+    assert "Caught signal SIGTERM" in log and "Bypassing signal SIGTERM" not in log and "Requeued" not in log
+
+    launch_in_background(benchmark_cache, *flags, "--resume", BENCHMARK_GATE=str(out), **tag)
+    second = wait_at_gate(out, run.name, not_pid=pid)
+    controller = int([j for j in manifest(out)["jobs"] if j["name"] == run.name][0]["job_id"])
+    os.kill(controller, signal.SIGKILL)  # the local job's parent, gone without a word
+    assert wait_gone(second)
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["pid"] == second
+    assert left_after(tag, 60) == []  # the tables job too has seen its dependency gone, and ended
+
+    open_gate(out)
+    launch_in_background(benchmark_cache, *flags, "--resume", BENCHMARK_GATE=str(out), **tag)
+    assert wait_for_job(out, "tables")["states"] == {"finished": 1}
+    assert_same_tables(out, gated_reference, strategies=("gated",))
+    assert left_after(tag, 60) == []
 
 
 def fake_slurm(tmp_path) -> tuple[dict, Path]:
-    """A stand-in ``sbatch`` that keeps every script it is given (and an ``srun`` that does
-    nothing) first on PATH: the environment for the CLI and the folder of the scripts."""
+    """A stand-in ``sbatch`` that keeps every script it is given (an ``srun`` that does nothing, a
+    ``squeue`` that reaches no controller) first on PATH: the environment for the CLI and the
+    folder of the scripts. Whatever Slurm this machine may have is not asked."""
     bin_dir, scripts = tmp_path / "bin", tmp_path / "sbatch"
     bin_dir.mkdir()
     scripts.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "sbatch").write_text(FAKE_SBATCH)
-    for tool in ("srun", "sbatch"):
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller' >&2\nexit 1\n")
+    for tool in ("srun", "sbatch", "squeue"):
         (bin_dir / tool).chmod(0o755)
     return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SBATCH_DIR": str(scripts)}, scripts
 
@@ -206,7 +264,9 @@ def test_slurm_runs_with_several_gpus_are_multi_task_jobs(run_cli, tmp_path):
     (["--executor", "debug", "--device", "cuda:1"], ["--device cuda"]),
 ])
 def test_launch_flag_mistakes(run_cli, tmp_path, args, phrases):
-    env = {"PATH": "/usr/bin:/bin"}  # no srun
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = {"PATH": str(empty)}  # no srun, whether or not this machine has Slurm's clients (in /usr/bin on Debian)
     proc = run_cli("launch", "--out", tmp_path / "out", *args, check=False, env_extra=env)
     assert_usage_error(proc, *phrases)
     assert not (tmp_path / "out").exists()

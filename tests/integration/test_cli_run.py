@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -105,29 +104,61 @@ def test_same_seed_gives_identical_tables(run_cli, two_model_run, tmp_path):
     assert (out / "class_iou.csv").read_bytes() == (tmp_path / "class_iou.csv").read_bytes()
 
 
-def test_resume_after_kill_gives_the_same_tables(run_cli, two_model_run, benchmark_cache, tmp_path):
-    reference, _ = two_model_run
-    args = ["run", "--strategy", "balent,random", "--model", "fpn", "--out", str(tmp_path), *TINY]
+def cycle_files(run_dir: Path, cycle: int) -> dict:
+    """{path: (size, mtime_ns)} of a run's files of one cycle (its training logs, its maps): a
+    process that computed the cycle again would write them anew."""
+    return {str(p.relative_to(run_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(run_dir.rglob("*")) if p.is_file() and f"cycle_{cycle:02d}" in str(p.relative_to(run_dir))}
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_killed_run_resumes_where_it_stopped_and_ends_with_the_same_tables(run_cli, gated_reference,
+                                                                            benchmark_cache, tmp_path, signal_name):
+    """kill -9 (or SIGTERM) mid-run, at a known point (the gated run waits in cycle 1: cycle 0
+    recorded, cycle 1 trained but not recorded; the random run not begun). After SIGTERM the run
+    wrote ``interrupted`` itself and the command exited 143; after SIGKILL `status` reads it as
+    interrupted and repairs the stale ``running``. --resume computes only what is missing (cycle
+    0's files are the ones written before the kill; cycle 1 is trained again), ending with an
+    uninterrupted run's tables."""
+    from tests.fixtures.gated_strategy import GATED_PLAN, wait_at_gate
+
+    out = tmp_path / "out"
+    args = ["run", *GATED_PLAN, "--workers", "1", "--out", str(out)]
     env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), OMP_NUM_THREADS="1",
-               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=Path(__file__).resolve().parents[2])
-    marker = tmp_path / "runs" / "synthetic__fpn__balent__seed0" / "cycles.csv"
-    deadline = time.time() + 600
-    while not marker.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)  # mid-run: balent has one cycle, random none
-    proc.wait()
-    done = pd.read_csv(tmp_path / "cycles.csv") if (tmp_path / "cycles.csv").exists() else None
-    assert done is None or len(done) < 5
-    run_cli(*args[:-len(TINY)], *TINY, "--resume")
-    resumed = pd.read_csv(tmp_path / "cycles.csv")
-    expected = pd.read_csv(reference / "cycles.csv")
-    expected = expected[expected["model"] == "fpn"].reset_index(drop=True)
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]), BENCHMARK_GATE=str(out))
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    run = out / "runs" / "synthetic__fpn__gated__seed0"
+    try:
+        wait_at_gate(out, run.name, alive=lambda: proc.poll() is None)
+        proc.send_signal(getattr(signal, signal_name))  # SIGKILL: no handler runs, nothing is written on the way out
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert pd.read_csv(run / "cycles.csv")["cycle"].tolist() == [0]  # a partial run
+    assert not (out / "runs" / "synthetic__fpn__random__seed0").exists()
+    cycle0 = cycle_files(run, 0)
+    assert any("train_logs" in name for name in cycle0) and any("maps" in name for name in cycle0)
+    if signal_name == "SIGTERM":
+        assert proc.returncode == 143 and "--resume" in stderr.strip().splitlines()[-1]
+        recorded = json.loads((run / "status.json").read_text())
+        assert recorded["state"] == "interrupted" and "note" not in recorded  # written by the run itself
+    else:
+        assert json.loads((run / "status.json").read_text())["state"] == "running"  # stale: its process is gone
+    status = run_cli("status", "--results", out, env_extra={"COLUMNS": "200"}).stdout
+    assert "1 interrupted" in status
+    repaired = json.loads((run / "status.json").read_text())
+    assert repaired["state"] == "interrupted"
+    assert ("killed outright" in repaired.get("note", "")) == (signal_name == "SIGKILL")
+
+    run_cli(*args, "--resume")
+    assert cycle_files(run, 0) == cycle0  # cycle 0 was not computed again
+    assert len(list((run / "train_logs" / "cycle_01").glob("*.py"))) == 2  # cycle 1 was, once more
+    resumed, expected = (pd.read_csv(d / "cycles.csv") for d in (out, gated_reference))
     pd.testing.assert_frame_equal(without_timings(resumed), without_timings(expected))
-    for run in ("balent", "random"):
-        name = f"synthetic__fpn__{run}__seed0"
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs" / name / "selections.csv"),
-                                      pd.read_csv(reference / "runs" / name / "selections.csv"))
+    for name in ("gated", "random"):
+        run_dir = f"runs/synthetic__fpn__{name}__seed0"
+        pd.testing.assert_frame_equal(pd.read_csv(out / run_dir / "selections.csv"),
+                                      pd.read_csv(gated_reference / run_dir / "selections.csv"))
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"

@@ -1,13 +1,20 @@
 """`run --workers N`: the runs of a plan in N local processes give the tables of one process doing
 the same arithmetic, a failed run stops the rest and keeps what was done, and mistakes are one line."""
+import json
 import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pandas as pd
 import pytest
 
 from benchmark.records.schema import TIMING_COLUMNS
 from tests.conftest import REPO, assert_usage_error
+from tests.fixtures.gated_strategy import GATED_PLAN, wait_at_gate
+from tests.fixtures.processes import TAG, alive_with, left_after, tagged
 
 pytestmark = pytest.mark.integration
 
@@ -77,29 +84,85 @@ def test_worker_mistakes_are_one_line(run_cli, tmp_path, args, phrases):
     assert not out.exists()
 
 
-def test_ctrl_c_stops_every_worker_and_starts_no_further_run(run_cli, benchmark_cache, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "out"
-    args = ["run", "--strategy", "balent,random", "--seeds", "0,1", *TINY, "--cycles", "3", "--train-iters", "20",
-            "--workers", "2", "--out", str(out)]
-    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    # as from a terminal: Ctrl-C's default action restored (a test runner started in the background
-    # has SIGINT ignored, and Python then never raises KeyboardInterrupt)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+def start_in_background(benchmark_cache, out, *args, **env_extra):
+    """`python -m benchmark ARGS` in its own session, as from a terminal (Ctrl-C's default action
+    restored: a test runner started in the background has SIGINT ignored), with the gate of
+    tests/fixtures/gated_strategy.py at ``out`` and a tag on every process it starts."""
+    env = dict(os.environ, BENCHMARK_CACHE=str(benchmark_cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1",
+               BENCHMARK_GATE=str(out), **tagged(), **env_extra)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *map(str, args)], cwd=REPO, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 300
-    while not list(out.glob("runs/*/cycles.csv")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    return proc, env
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM to the main process"])
+def test_ctrl_c_or_sigterm_stops_every_worker_and_starts_no_further_run(run_cli, benchmark_cache, gated_reference,
+                                                                       tmp_path, how):
+    """Both workers wait at the gate in cycle 0 of their first run (one per seed), four runs queued.
+    Ctrl-C reaches the whole process group; a SIGTERM (a `kill`, a scheduler) only the main
+    process, which passes it on. Either way the two runs stop at once, marked interrupted, the
+    queued ones never begin, nothing is left running, and --resume completes the plan."""
+    out = tmp_path / "out"
+    two_seeds = [*GATED_PLAN[:GATED_PLAN.index("--seeds")], "--seeds", "0,1",
+                 *GATED_PLAN[GATED_PLAN.index("--seeds") + 2:]]
+    args = ["run", *two_seeds, "--workers", "2", "--out", str(out)]
+    proc, env = start_in_background(benchmark_cache, out, *args, BENCHMARK_GATE_CYCLE="0")
+    try:
+        # the first run of each seed (gated) waits in cycle 0, one per worker; four runs are queued
+        for seed in (0, 1):
+            wait_at_gate(out, f"synthetic__fpn__gated__seed{seed}", alive=lambda: proc.poll() is None)
+        if how == "Ctrl-C":
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends to the whole foreground group
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == (130 if how == "Ctrl-C" else 143), stderr
     assert "--resume" in stderr.strip().splitlines()[-1]
     started = sorted(p.name for p in (out / "runs").iterdir())
-    assert len(started) == 2, started  # the two running runs; the queued ones never began
+    assert started == ["synthetic__fpn__gated__seed0", "synthetic__fpn__gated__seed1"]  # the queued never began
+    for name in started:
+        assert json.loads((out / "runs" / name / "status.json").read_text())["state"] == "interrupted"
+    assert left_after(env, 30) == []
     run_cli(*args, "--resume")
-    assert len(pd.read_csv(out / "cycles.csv")) == 2 * (2 * 3 + 1)
+    cycles = pd.read_csv(out / "cycles.csv")
+    assert len(cycles) == 2 * (2 * 2 + 1)
+    seed0 = cycles[cycles["seed"] == 0].reset_index(drop=True).drop(columns=TIMING_COLUMNS)
+    pd.testing.assert_frame_equal(seed0, pd.read_csv(gated_reference / "cycles.csv").drop(columns=TIMING_COLUMNS))
+
+
+@pytest.mark.parametrize("moment", ["workers starting", "cycle 0", "cycle 1"])
+def test_killing_the_main_process_leaves_no_worker_and_resume_completes(run_cli, benchmark_cache, gated_reference,
+                                                                        tmp_path, moment):
+    """kill -9 of `run --workers 2`'s main process (the OOM killer, a closed terminal): its workers
+    notice, stop at once with their runs marked interrupted, and are gone within seconds; --resume
+    then completes with an uninterrupted run's tables. Moments: while the workers start (no run
+    begun), with the gated run waiting in cycle 0 (nothing recorded) or in cycle 1 (cycle 0
+    recorded), the random run and the supervised reference wherever the other worker has got to."""
+    out = tmp_path / "out"
+    args = ["run", *GATED_PLAN, "--workers", "2", "--out", str(out)]
+    gate_cycle = {"workers starting": "0", "cycle 0": "0", "cycle 1": "1"}[moment]
+    proc, env = start_in_background(benchmark_cache, out, *args, BENCHMARK_GATE_CYCLE=gate_cycle)
+    marker = f"{TAG}={env[TAG]}"
+    try:
+        if moment == "workers starting":  # the main process has started its first children, no run yet
+            deadline = time.time() + 300
+            while len(alive_with(marker)) < 3 and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+        else:
+            wait_at_gate(out, "synthetic__fpn__gated__seed0", alive=lambda: proc.poll() is None)
+        assert proc.poll() is None, proc.stderr.read()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    assert left_after(env, 30) == []
+    for status in out.glob("runs/*/status.json"):  # every run ended by its own worker, none left running
+        assert json.loads(status.read_text())["state"] in ("interrupted", "finished"), status
+    if moment == "cycle 1":
+        assert pd.read_csv(out / "runs" / "synthetic__fpn__gated__seed0" / "cycles.csv")["cycle"].tolist() == [0]
+    run_cli(*args, "--resume")
+    resumed, expected = (pd.read_csv(d / "cycles.csv").drop(columns=TIMING_COLUMNS) for d in (out, gated_reference))
+    pd.testing.assert_frame_equal(resumed, expected)
