@@ -22,6 +22,10 @@ class Samples:
         return torch.softmax(self.base + noise, dim=0)  # [C, H, W] float32
 
 
+# the strategies written out below (the built-in ones that score pixels from the MC samples alone)
+REFERENCED = ("random", "entropy", "margin", "bald", "pbald", "balent", "balent_ref")
+
+
 def reference_scores(name: str, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Scores [H, W] of strategy ``name`` from the stacked samples ``probs`` [m, C, H, W]."""
     p = probs.to(torch.float64)
