@@ -5,7 +5,7 @@ formula.py       the formulas (fit, posterior term's parts, BalEnt, acquisition 
 beta_entropy.py  the float64 differential entropy of Beta(1 + alpha, beta) in torch
 kernel.py        the one entry point: the native kernel where it takes the statistics, else torch
 torch_kernel.py  the posterior term in eager torch (any device; the reference)
-native_kernel.py the posterior term compiled (CPU), from posterior_term.c
+native_kernel.py the posterior term compiled (CPU): posterior_term.cpp + posterior_term_kernel.h, built with torch.utils.cpp_extension
 scores.py        BalEnt of a PixelPosterior: the term kept and shared, the scores, the regime
 """
 from strategies.balent.formula import (
