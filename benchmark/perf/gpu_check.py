@@ -365,6 +365,9 @@ def measure(device: str, tiny: bool) -> dict:
     from strategies import STRATEGIES, scores_alone
 
     register_mmseg()
+    from strategies import scoring_backend
+
+    kernels = scoring_backend(device)  # BalEnt's kernel settled (on a GPU compiled, checked) before any timing
     preset = paper_preset()
     classes = len(get_dataset(PAPER_DATASET).classes)
     sizes = replace(TINY, classes=classes) if tiny else paper_sizes(preset, classes)
@@ -384,6 +387,7 @@ def measure(device: str, tiny: bool) -> dict:
     mc = mc_and_scores(model, pool, sizes, device, names)
     agree = agreement(mc.pop("kept"), device, names, sizes)
     clicks = click_agreement(model, sizes, device)
+    balent = balent_on_device(device, sizes)
     protocol = paper_protocol(preset)
     estimate = protocol_estimate(protocol, trainings["fp32"]["iterations_per_second"], forward,
                                  mc["mc_seconds"], mc["scoring_seconds"])
@@ -392,7 +396,17 @@ def measure(device: str, tiny: bool) -> dict:
     return dict(device=device, tiny=tiny, provenance=provenance_line(device),
                 sizes=dict(vars(sizes)), trainings=trainings, training_log=log, forward_seconds=forward, **mc,
                 agreement=agree, clicks=clicks, protocol=dict(vars(protocol)), estimate=estimate,
-                estimate_amp=estimate_amp)
+                estimate_amp=estimate_amp, scoring_kernels=kernels, balent=balent)
+
+
+def balent_on_device(device: str, sizes: Sizes) -> dict:
+    """BalEnt's throughput against BALD's on one image of the check's size, and its accuracy
+    against 40 digits, on the device (``benchmark.perf.balent_device``)."""
+    from benchmark.perf import balent_device
+
+    return dict(throughput=balent_device.throughput(device, sizes.classes, sizes.height, sizes.width,
+                                                    sizes.mc_samples, repeats=3 if sizes is TINY else 7),
+                accuracy=balent_device.accuracy(device))
 
 
 def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
@@ -430,8 +444,28 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
     console.print(f"clicks, {device} vs CPU ({c['images']} images): cycle 0's {c['cycle0_clicks']} clicks "
                   f"{'identical' if c['cycle0_identical'] else 'DIFFERENT'}; one random acquisition's "
                   f"{c['random_clicks']} clicks {'identical' if c['random_identical'] else 'DIFFERENT'}")
+    print_balent(console, out["balent"], device)
     print_estimate(console, out, tiny)
     return out
+
+
+BALENT_GOAL = 0.25  # issue 27: BalEnt at least 25% of BALD's throughput on CUDA
+
+
+def print_balent(console, balent: dict, device: str) -> None:
+    t, a = balent["throughput"], balent["accuracy"]
+    c, h, w = t["size"]
+    kernel = t["kernel"] + (f" ({t['kernel_why_torch']})" if t["kernel_why_torch"] else "")
+    console.print(f"BalEnt on {device}, one {h}x{w} image, C = {c}, kernel: {kernel}: score "
+                  f"{t['balent']['score_seconds'] * 1e3:.2f} ms against BALD's {t['bald']['score_seconds'] * 1e3:.2f} "
+                  f"ms: [bold]{100 * t['ratio_score']:.1f}% of BALD's throughput[/bold]; score + topn selection "
+                  f"{t['balent']['score_and_select_seconds'] * 1e3:.2f} against {t['bald']['score_and_select_seconds'] * 1e3:.2f}"
+                  f" ms: [bold]{100 * t['ratio_score_and_select']:.1f}%[/bold] (goal: {100 * BALENT_GOAL:.0f}%; "
+                  f"issue 27's H200 baseline: 0.2%, 49.7 ms)")
+    console.print(f"BalEnt's accuracy on {device}: worst relative error {a['worst_relative_error']:.2g} against a 40-digit "
+                  f"evaluation over {a['pixels']} confident, uncertain, constant and near-degenerate pixels "
+                  f"(-inf pixels {'the same' if a['same_infinite'] else 'DIFFERENT'}); the CPU kernel's bound "
+                  f"{a['bound']:g}: {'within' if a['within'] else 'NOT within'}")
 
 
 def print_estimate(console, out: dict, tiny: bool) -> None:

@@ -156,15 +156,15 @@ def run(mean: torch.Tensor, var: torch.Tensor, entropy: torch.Tensor | None, flo
     once per process, any shape), the results concatenated: (finite, saturated, fitted, scores)."""
     fn = _compiled() if compiled else posterior_term_and_scores
     pixels = mean.shape[2]
-    parts = []
-    for start in range(0, max(pixels, 1), chunk):
-        stop = min(start + chunk, pixels)
-        h = None if entropy is None else entropy[:, start:stop]
-        parts.append(fn(mean[:, :, start:stop], var[:, :, start:stop], h, floored))
-    if len(parts) == 1:
-        return parts[0]
-    joined = [torch.cat([part[i] for part in parts], dim=1) for i in range(3)]
-    return (*joined, None if entropy is None else torch.cat([part[3] for part in parts], dim=1))
+    # always with an entropy (zeros when none is given, the scores then dropped): one graph per
+    # variant, so the compile made by ``prepare`` is the one every later call uses
+    h = entropy if entropy is not None else torch.zeros(mean.shape[0], pixels, dtype=mean.dtype,
+                                                        device=mean.device)
+    parts = [fn(mean[:, :, start:start + chunk], var[:, :, start:start + chunk], h[:, start:start + chunk],
+                floored) for start in range(0, max(pixels, 1), chunk)]
+    joined = [part_list[0] if len(part_list) == 1 else torch.cat(part_list, dim=1)
+              for part_list in zip(*parts)]
+    return (*joined[:3], None if entropy is None else joined[3])
 
 
 def unavailable_reason(device_type: str) -> str | None:
