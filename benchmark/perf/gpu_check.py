@@ -154,8 +154,9 @@ def _meta(sizes: Sizes) -> dict:
     return dict(classes=tuple(str(c) for c in range(sizes.classes)))
 
 
-def train_loader(items, sizes: Sizes):
-    """A new loader with a new InfiniteSampler: one per training (it feeds one Runner only)."""
+def train_loader(items, sizes: Sizes, workers: int = 0):
+    """A new loader with a new InfiniteSampler: one per training (it feeds one Runner only); with
+    ``workers`` (the preset's, on a GPU) loader processes and pinned memory, as a run's loader."""
     from mmengine.dataset import InfiniteSampler, pseudo_collate
     from torch.utils.data import DataLoader
 
@@ -163,8 +164,14 @@ def train_loader(items, sizes: Sizes):
 
     train = ItemDataset(items, [dict(type="LoadImageFromNDArray"), dict(type="RandomCrop", crop_size=sizes.crop),
                                 dict(type="PackSegInputs")], _meta(sizes))
+    options = dict(num_workers=workers, pin_memory=workers > 0, persistent_workers=workers > 0)
     return DataLoader(train, batch_size=sizes.batch, sampler=InfiniteSampler(train, seed=0),
-                      collate_fn=pseudo_collate)
+                      collate_fn=pseudo_collate, **options)
+
+
+def loader_workers(device) -> int:
+    """The paper preset's loader workers on a GPU (what a run's loader has); none on the CPU."""
+    return int(paper_preset().data.get("num_workers", 0)) if is_cuda(device) else 0
 
 
 class ItemPool:
@@ -228,7 +235,7 @@ def train_rate(make_model, items, sizes: Sizes, amp: bool, device, work: Path, l
     model = make_model()
     seconds = {}
     for phase, iters in (("warm-up", 1), ("timed", sizes.iters)):
-        loader = train_loader(items, sizes)
+        loader = train_loader(items, sizes, loader_workers(device))
         release(device)
         start = time.perf_counter()
         train_one_cycle(model, loader, schedule, iters, work / f"{'amp' if amp else 'fp32'}-{phase}", 0, amp)
@@ -383,11 +390,24 @@ def measure(device: str, tiny: bool) -> dict:
     model = trainings["fp32"].pop("model")
     trainings["amp"].pop("model")
     release(device)
+    from benchmark.perf import gpu_pace
+
+    peer = gpu_pace.peer(lambda: load_model(PAPER_MODEL, classes, device), items, sizes, device, is_cuda(device))
+    release(device)
     forward = forward_seconds(model, pool, device)
     mc = mc_and_scores(model, pool, sizes, device, names)
     agree = agreement(mc.pop("kept"), device, names, sizes)
     clicks = click_agreement(model, sizes, device)
     balent = balent_on_device(device, sizes)
+    release(device)
+    # two `benchmark run` commands: minutes on this CPU, so on a GPU only (tests check the pieces)
+    workers = gpu_pace.runs_per_hour(device, tiny) if is_cuda(device) else None
+    total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30 if is_cuda(device) else None
+    peaks = [t["peak_gib"] for t in trainings.values() if t["peak_gib"]]
+    from benchmark.execution.workers import available_cores
+
+    sharing = gpu_pace.paper_workers(min(peaks) if peaks else None, total_gib, available_cores(),
+                                     len(STRATEGIES.names()) * len(preset.active_learning.seeds))
     protocol = paper_protocol(preset)
     estimate = protocol_estimate(protocol, trainings["fp32"]["iterations_per_second"], forward,
                                  mc["mc_seconds"], mc["scoring_seconds"])
@@ -396,7 +416,8 @@ def measure(device: str, tiny: bool) -> dict:
     return dict(device=device, tiny=tiny, provenance=provenance_line(device),
                 sizes=dict(vars(sizes)), trainings=trainings, training_log=log, forward_seconds=forward, **mc,
                 agreement=agree, clicks=clicks, protocol=dict(vars(protocol)), estimate=estimate,
-                estimate_amp=estimate_amp, scoring_kernels=kernels, balent=balent)
+                estimate_amp=estimate_amp, scoring_kernels=kernels, balent=balent, peer=peer, workers=workers,
+                paper_workers=sharing)
 
 
 def balent_on_device(device: str, sizes: Sizes) -> dict:
@@ -414,7 +435,10 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
     if is_cuda(device) and not torch.cuda.is_available():
         raise UsageError("--gpu-check needs a CUDA GPU and torch sees none: run it on a machine with one "
                          "(and a CUDA build of torch)")
+    from benchmark.perf.gpu_pace import verdicts
+
     out = measure(device, tiny)
+    out["verdicts"] = verdicts(out)
     sizes = Sizes(**out["sizes"])
     console.print(f"GPU check on {device}: {out['provenance']}")
     console.print(f"{sizes.images} synthetic images of {sizes.height}x{sizes.width}, {sizes.classes} classes "
@@ -426,6 +450,9 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
     for t in out["trainings"].values():
         table.add_row(f"training, crops {sizes.crop[0]}x{sizes.crop[1]}, batch {sizes.batch}{t['label']} "
                       f"(iterations/s)", f"{t['iterations_per_second']:.2f}", _shown_peak(t["peak_gib"]))
+    peer = out["peer"]
+    table.add_row(f"peer: plain PyTorch loop{', bf16 autocast' if peer['amp'] else ', fp32'}, {peer['workers']} "
+                  "loader workers (iterations/s)", f"{peer['iterations_per_second']:.2f}", _shown_peak(peer["peak_gib"]))
     table.add_row("one forward pass, evaluation's cost (s per image)", f"{out['forward_seconds']:.3f}", "")
     table.add_row(f"last-layer MC dropout, m = {sizes.mc_samples} (s per image)", f"{out['mc_seconds']:.3f}",
                   _shown_peak(out["peak_gib"]))
@@ -446,6 +473,9 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
                   f"{c['random_clicks']} clicks {'identical' if c['random_identical'] else 'DIFFERENT'}")
     print_balent(console, out["balent"], device)
     print_estimate(console, out, tiny)
+    from benchmark.perf.gpu_pace import print_verdicts
+
+    print_verdicts(console, out, tiny)
     return out
 
 

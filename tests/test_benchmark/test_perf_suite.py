@@ -231,3 +231,16 @@ def test_gpu_check_prints_balents_throughput_against_balds_and_its_accuracy(gpu_
     assert accuracy["worst_relative_error"] <= 1e-12
     text = " ".join(stdout.split())
     assert "of BALD's throughput" in text and "40-digit" in text and "NOT within" not in text
+
+
+def test_gpu_check_times_the_peer_and_prints_the_verdicts(gpu_check_on_cpu):
+    """The peer (plain PyTorch loop, 2 loader workers here) trained on the check's images; the
+    verdicts of issue 27 computed from the check's own numbers; runs per hour on a GPU only."""
+    stdout, out = gpu_check_on_cpu
+    assert positive(out["peer"]["iterations_per_second"]) and out["peer"]["workers"] == 2 and not out["peer"]["amp"]
+    v = out["verdicts"]
+    assert v["harness_vs_peer"] == pytest.approx(
+        max(t["iterations_per_second"] for t in out["trainings"].values()) / out["peer"]["iterations_per_second"])
+    assert positive(v["gpu_hours_before"]) and positive(v["gpu_hours_after"]) and out["workers"] is None
+    text = " ".join(stdout.split())
+    assert "verdicts" in text and "the peer's" in text and "paper protocol GPU-hours" in text
