@@ -40,11 +40,16 @@ import torch
 from rich.table import Table
 
 from benchmark.errors import UsageError
+from benchmark.perf.paper_protocol import (  # noqa: F401  (the check's names, re-exported)
+    PAPER_DATASET,
+    PAPER_MODEL,
+    PAPER_PRESET,
+    Protocol,
+    paper_preset,
+    paper_protocol,
+    protocol_estimate,
+)
 from benchmark.runtime.environment import is_cuda, provenance_line
-
-PAPER_PRESET = "cityscapes_deeplabv3plus.py"
-PAPER_DATASET = "cityscapes"
-PAPER_MODEL = "deeplabv3plus_mobilenetv2"
 
 
 @dataclass(frozen=True)
@@ -65,25 +70,6 @@ TINY = Sizes(images=4, height=64, width=128, crop=(32, 64), iters=2, batch=2, mc
              agree_images=1, click_size=(32, 48))
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """The paper protocol the estimate is for: read from the preset, the registry and the dataset."""
-
-    strategies: tuple[str, ...]
-    seeds: int
-    cycles: int
-    iters: int
-    pool: int
-    val: int
-    mc_samples: int
-
-
-def paper_preset():
-    from benchmark.config.presets import PRESET_DIR, load_preset
-
-    return load_preset(PRESET_DIR / PAPER_PRESET)
-
-
 def paper_sizes(preset, classes: int) -> Sizes:
     """The check's full sizes: the preset's test scale (image size), crops, batch and m."""
     width, height = preset.data.test_resize.resize.scale  # mmseg's scale is (long side, short side)
@@ -91,48 +77,6 @@ def paper_sizes(preset, classes: int) -> Sizes:
                  crop=tuple(int(v) for v in preset.data.train_augment.crop.crop_size), iters=30,
                  batch=int(preset.schedule.batch_size), mc_samples=int(preset.active_learning.mc_samples),
                  classes=classes, agree_images=2)
-
-
-def paper_protocol(preset=None) -> Protocol:
-    """Every registered strategy x the Cityscapes preset's seeds, cycles, iterations and m, on the
-    Cityscapes training pool and validation split."""
-    from benchmark.data import get_dataset
-    from strategies import STRATEGIES
-
-    preset = preset or paper_preset()
-    al, split = preset.active_learning, get_dataset(PAPER_DATASET).split_images
-    return Protocol(strategies=tuple(STRATEGIES.names()), seeds=len(al.seeds), cycles=int(al.cycles),
-                    iters=int(preset.schedule.iters), pool=int(split["train"]), val=int(split["val"]),
-                    mc_samples=int(al.mc_samples))
-
-
-def protocol_estimate(protocol: Protocol, train_its: float, forward_s: float, mc_s: float,
-                      scoring_s: dict[str, float]) -> dict:
-    """GPU-hours of ``protocol`` at the measured rates: training iterations/s, one forward pass per
-    validation image (s), MC inference per pool image (s), each strategy's scoring per image (s).
-
-    Per seed: cycle 0 is trained once and shared by every strategy, each strategy trains cycles
-    1..C-1, and the supervised reference trains once: 2 + S(C-1) trainings, each followed by an
-    evaluation of the validation split; every strategy's run makes an MC pass over the pool and
-    scores it at each of its C cycles (the last cycle's picks are not labelled, but its pool
-    record is kept, so it acquires too).
-    """
-    s, k, c = len(protocol.strategies), protocol.seeds, protocol.cycles
-    trainings = k * (2 + s * (c - 1))
-    scoring_per_image = sum(scoring_s[name] for name in protocol.strategies if name in scoring_s)
-    untimed = [name for name in protocol.strategies if name not in scoring_s]  # choose their clicks: section 7b
-    hours = dict(training=trainings * protocol.iters / train_its / 3600,
-                 evaluation=trainings * protocol.val * forward_s / 3600,
-                 mc_inference=k * s * c * protocol.pool * mc_s / 3600,
-                 scoring=k * c * protocol.pool * scoring_per_image / 3600)
-    formula = (f"K x [(2 + S(C-1)) x (I / r + V x e) + S x C x N x q + C x N x sum(sigma)] / 3600 with "
-               f"K = {k} seeds, S = {s} strategies, C = {c} cycles, I = {protocol.iters} iterations, "
-               f"N = {protocol.pool} pool images, V = {protocol.val} validation images, m = "
-               f"{protocol.mc_samples}; r = {train_its:.3g} it/s, e = {forward_s:.3g} s, q = {mc_s:.3g} s, "
-               f"sum(sigma) = {scoring_per_image:.3g} s per image"
-               + (f" (not timed here, left out: {', '.join(untimed)}, which choose their clicks from features; "
-                  f"`perf --sections 7` times them)" if untimed else ""))
-    return dict(hours=hours, total_hours=sum(hours.values()), trainings=trainings, formula=formula)
 
 
 def synthetic_items(sizes: Sizes, seed: int = 0, size: tuple[int, int] | None = None,

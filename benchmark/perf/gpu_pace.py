@@ -44,7 +44,7 @@ TINY_PLAN = ["--strategy", "random", "--seeds", "0,1", "--cycles", "2", "--train
 def peer(make_model, items, sizes, device, on_gpu: bool) -> dict:
     """The peer's iterations/s on the check's images, crops, batch and iterations (bf16 on a GPU)."""
     from benchmark.perf import peer_training
-    from benchmark.perf.gpu_check import paper_preset
+    from benchmark.perf.paper_protocol import paper_preset
 
     preset = paper_preset()
     workers = int(preset.data.get("num_workers", 4)) if on_gpu else 2
@@ -129,7 +129,7 @@ def paper_workers(peak_gib: float | None, total_gib: float | None, cores: int, r
 
 def verdicts(out: dict) -> dict:
     """Every ratio of issue 27 from the check's numbers, and the GPU-hours before and after."""
-    from benchmark.perf.gpu_check import Protocol, protocol_estimate
+    from benchmark.perf.paper_protocol import Protocol, protocol_estimate
 
     trainings = out["trainings"]
     harness_fp32 = trainings["fp32"]["iterations_per_second"]
