@@ -23,7 +23,8 @@ def add_run_flags(p) -> None:
     add_report_flags(p)
     p.add_argument("--workers", default=None, metavar="N|auto",
                    help="runs trained at once in local processes, the CPU cores shared among them "
-                        "(default auto: one per core with --device cpu, else 1)")
+                        "(default auto: one per core with --device cpu; with cuda as many as fit the GPU's "
+                        "free memory, from one run's measured peak; else 1)")
 
 
 def add_launch_flags(p) -> None:

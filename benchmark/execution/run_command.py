@@ -29,7 +29,7 @@ def _run(args, console) -> int:
     from benchmark.execution.in_process import execute
     from benchmark.execution.preflight import preflight
     from benchmark.execution.run_state import check_not_running
-    from benchmark.execution.workers import execute_parallel, resolve_workers
+    from benchmark.execution.workers import execute_parallel, plan_workers, resolve_workers
     from benchmark.reports.display import print_leaderboard
     from benchmark.reports.tables import run_settings
     from benchmark.runtime import distributed
@@ -38,13 +38,16 @@ def _run(args, console) -> int:
     import_plugin_modules(args.plugins)
     with distributed.main_first():  # the embedded dataset is generated once, by rank 0
         runs = make_plan(args)
-    workers = resolve_workers(args.workers, runs, args.device, args.oracle, args.gpus_per_run)
+    resolve_workers(args.workers, runs, args.device, args.oracle, args.gpus_per_run)  # a wrong count: one line, first
     check_existing(runs, args.resume, args.overwrite)
     if distributed.is_main():
         check_not_running(runs)
     resources = preflight(runs)
-    if workers > 1:
-        status, board = execute_parallel(runs, workers, args.overwrite, args.plugins, console)
+    # on a GPU, auto probes one run's peak memory (a few iterations in a process of its own)
+    workers = plan_workers(args.workers, runs, args.device, args.oracle, args.gpus_per_run, console)
+    if workers.count > 1:
+        status, board = execute_parallel(runs, workers.count, args.overwrite, args.plugins, console,
+                                         workers.memory_fraction)
     else:
         status, board = execute(runs, resources, args.overwrite, console)
     if board is not None:

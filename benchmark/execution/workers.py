@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -34,12 +35,45 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_workers(value: str | None, runs, device: str, oracle: str, gpus_per_run: int) -> int:
-    """``--workers``: a count, or ``auto`` (the default): one per core on the CPU, one otherwise."""
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many worker processes, and on a GPU the share of its memory each may allocate."""
+
+    count: int
+    memory_fraction: float | None = None
+
+
+def plan_workers(value: str | None, runs, device: str, oracle: str, gpus_per_run: int,
+                 console=None) -> WorkerPlan:
+    """``--workers`` as a plan: the count (``resolve_workers``) and, with several workers on one
+    GPU, each one's memory fraction (``benchmark.execution.gpu_sharing``)."""
+    from benchmark.execution import gpu_sharing
+
     value = "auto" if value is None else str(value).strip()
-    serial_only = device != "cpu" or oracle != ORACLE_GROUND_TRUTH or gpus_per_run > 1
+    if value == "auto" and _on_cuda(device) and not _serial_only(device, oracle, gpus_per_run):
+        count, fraction = gpu_sharing.auto_workers(runs, device, available_cores(), console)
+        return WorkerPlan(count, fraction)
+    count = resolve_workers(value, runs, device, oracle, gpus_per_run)
+    if count > 1 and _on_cuda(device):  # an explicit N: an equal share of the device each
+        return WorkerPlan(count, gpu_sharing.memory_fraction(count, 1, 1))
+    return WorkerPlan(count)
+
+
+def _on_cuda(device: str) -> bool:
+    return str(device).split(":")[0] == "cuda"
+
+
+def _serial_only(device: str, oracle: str, gpus_per_run: int) -> bool:
+    return (not (device == "cpu" or _on_cuda(device)) or oracle != ORACLE_GROUND_TRUTH or gpus_per_run > 1)
+
+
+def resolve_workers(value: str | None, runs, device: str, oracle: str, gpus_per_run: int) -> int:
+    """``--workers``: a count, or ``auto`` (the default): one per core on the CPU; on a GPU as
+    many as fit its memory (``plan_workers``, which probes; 1 here); one elsewhere."""
+    value = "auto" if value is None else str(value).strip()
+    serial_only = _serial_only(device, oracle, gpus_per_run)
     if value == "auto":
-        return 1 if serial_only else max(1, min(available_cores(), len(runs)))
+        return 1 if serial_only or _on_cuda(device) else max(1, min(available_cores(), len(runs)))
     try:
         workers = int(value)
     except ValueError:
@@ -48,7 +82,8 @@ def resolve_workers(value: str | None, runs, device: str, oracle: str, gpus_per_
         raise UsageError(f"--workers {workers} is below 1: give a whole number >= 1, or auto")
     workers = min(workers, len(runs))  # more processes than runs would only split the cores thinner
     if workers > 1 and serial_only:
-        why = ("one device is shared by every run" if device != "cpu" else
+        why = (f"runs share a {device} device in separate processes only on cuda" if device != "cpu"
+               and not _on_cuda(device) else
                "answers from a file pause the runs one at a time" if oracle != ORACLE_GROUND_TRUTH else
                "a run on several GPUs already uses every process")
         raise UsageError(f"--workers {workers} with --device {device}, --oracle {oracle}, --gpus-per-run "
@@ -74,7 +109,8 @@ def interleave_seeds(runs) -> list:
 _STOP = None  # in a worker: the pool's stop event (set: runs handed over from now on are skipped)
 
 
-def _start_worker(threads: int, plugins: str | None, stop, parent_pid: int) -> None:
+def _start_worker(threads: int, plugins: str | None, stop, parent_pid: int, device: str = "cpu",
+                  memory_fraction: float | None = None) -> None:
     import warnings
 
     from benchmark.runtime import interruption
@@ -94,6 +130,9 @@ def _start_worker(threads: int, plugins: str | None, stop, parent_pid: int) -> N
     # that it differs from the spawn this pool started the worker with: expected, harmless
     warnings.filterwarnings("ignore", message="Multi-processing start method")
     torch.set_num_threads(threads)
+    from benchmark.execution.gpu_sharing import limit_this_process
+
+    limit_this_process(device, memory_fraction)  # on a shared GPU: this worker's share of its memory
     import mmseg.utils
 
     from benchmark.config.plan import import_plugin_modules
@@ -134,7 +173,8 @@ def _completed_cycles(run) -> int:
         return 0
 
 
-def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, console):
+def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, console,
+                     memory_fraction: float | None = None):
     """Every run of the plan in ``workers`` processes; returns (0, leaderboard frame) like
     ``experiment.execute``. The first run that fails stops the runs not yet started, lets the
     running ones finish their current run, and is raised (a RunFailed, one line)."""
@@ -145,13 +185,16 @@ def execute_parallel(runs, workers: int, overwrite: bool, plugins: str | None, c
     threads = max(1, available_cores() // workers)
     ordered = interleave_seeds(runs)
     total_cycles = sum(r.planned_cycles for r in ordered)
-    console.print(f"{len(ordered)} runs in {workers} worker processes, {threads} thread(s) each")
+    device = ordered[0].device
+    shared = f", sharing {device}" + (f" ({memory_fraction:.0%} of its memory each)" if memory_fraction else "") \
+        if _on_cuda(device) else ""
+    console.print(f"{len(ordered)} runs in {workers} worker processes, {threads} thread(s) each{shared}")
     context = get_context("spawn")
     stop = context.Event()
     with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress, \
             ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                initargs=(threads, plugins, stop, os.getpid())) as pool:
+                                initargs=(threads, plugins, stop, os.getpid(), device, memory_fraction)) as pool:
         all_runs = progress.add_task("runs", total=len(ordered))
         cycles = progress.add_task("cycles (all runs)", total=total_cycles)
         pending = {pool.submit(_execute_in_worker, run, overwrite): run for run in ordered}

@@ -40,11 +40,16 @@ import torch
 from rich.table import Table
 
 from benchmark.errors import UsageError
+from benchmark.perf.paper_protocol import (  # noqa: F401  (the check's names, re-exported)
+    PAPER_DATASET,
+    PAPER_MODEL,
+    PAPER_PRESET,
+    Protocol,
+    paper_preset,
+    paper_protocol,
+    protocol_estimate,
+)
 from benchmark.runtime.environment import is_cuda, provenance_line
-
-PAPER_PRESET = "cityscapes_deeplabv3plus.py"
-PAPER_DATASET = "cityscapes"
-PAPER_MODEL = "deeplabv3plus_mobilenetv2"
 
 
 @dataclass(frozen=True)
@@ -65,25 +70,6 @@ TINY = Sizes(images=4, height=64, width=128, crop=(32, 64), iters=2, batch=2, mc
              agree_images=1, click_size=(32, 48))
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """The paper protocol the estimate is for: read from the preset, the registry and the dataset."""
-
-    strategies: tuple[str, ...]
-    seeds: int
-    cycles: int
-    iters: int
-    pool: int
-    val: int
-    mc_samples: int
-
-
-def paper_preset():
-    from benchmark.config.presets import PRESET_DIR, load_preset
-
-    return load_preset(PRESET_DIR / PAPER_PRESET)
-
-
 def paper_sizes(preset, classes: int) -> Sizes:
     """The check's full sizes: the preset's test scale (image size), crops, batch and m."""
     width, height = preset.data.test_resize.resize.scale  # mmseg's scale is (long side, short side)
@@ -91,48 +77,6 @@ def paper_sizes(preset, classes: int) -> Sizes:
                  crop=tuple(int(v) for v in preset.data.train_augment.crop.crop_size), iters=30,
                  batch=int(preset.schedule.batch_size), mc_samples=int(preset.active_learning.mc_samples),
                  classes=classes, agree_images=2)
-
-
-def paper_protocol(preset=None) -> Protocol:
-    """Every registered strategy x the Cityscapes preset's seeds, cycles, iterations and m, on the
-    Cityscapes training pool and validation split."""
-    from benchmark.data import get_dataset
-    from strategies import STRATEGIES
-
-    preset = preset or paper_preset()
-    al, split = preset.active_learning, get_dataset(PAPER_DATASET).split_images
-    return Protocol(strategies=tuple(STRATEGIES.names()), seeds=len(al.seeds), cycles=int(al.cycles),
-                    iters=int(preset.schedule.iters), pool=int(split["train"]), val=int(split["val"]),
-                    mc_samples=int(al.mc_samples))
-
-
-def protocol_estimate(protocol: Protocol, train_its: float, forward_s: float, mc_s: float,
-                      scoring_s: dict[str, float]) -> dict:
-    """GPU-hours of ``protocol`` at the measured rates: training iterations/s, one forward pass per
-    validation image (s), MC inference per pool image (s), each strategy's scoring per image (s).
-
-    Per seed: cycle 0 is trained once and shared by every strategy, each strategy trains cycles
-    1..C-1, and the supervised reference trains once: 2 + S(C-1) trainings, each followed by an
-    evaluation of the validation split; every strategy's run makes an MC pass over the pool and
-    scores it at each of its C cycles (the last cycle's picks are not labelled, but its pool
-    record is kept, so it acquires too).
-    """
-    s, k, c = len(protocol.strategies), protocol.seeds, protocol.cycles
-    trainings = k * (2 + s * (c - 1))
-    scoring_per_image = sum(scoring_s[name] for name in protocol.strategies if name in scoring_s)
-    untimed = [name for name in protocol.strategies if name not in scoring_s]  # choose their clicks: section 7b
-    hours = dict(training=trainings * protocol.iters / train_its / 3600,
-                 evaluation=trainings * protocol.val * forward_s / 3600,
-                 mc_inference=k * s * c * protocol.pool * mc_s / 3600,
-                 scoring=k * c * protocol.pool * scoring_per_image / 3600)
-    formula = (f"K x [(2 + S(C-1)) x (I / r + V x e) + S x C x N x q + C x N x sum(sigma)] / 3600 with "
-               f"K = {k} seeds, S = {s} strategies, C = {c} cycles, I = {protocol.iters} iterations, "
-               f"N = {protocol.pool} pool images, V = {protocol.val} validation images, m = "
-               f"{protocol.mc_samples}; r = {train_its:.3g} it/s, e = {forward_s:.3g} s, q = {mc_s:.3g} s, "
-               f"sum(sigma) = {scoring_per_image:.3g} s per image"
-               + (f" (not timed here, left out: {', '.join(untimed)}, which choose their clicks from features; "
-                  f"`perf --sections 7` times them)" if untimed else ""))
-    return dict(hours=hours, total_hours=sum(hours.values()), trainings=trainings, formula=formula)
 
 
 def synthetic_items(sizes: Sizes, seed: int = 0, size: tuple[int, int] | None = None,
@@ -154,8 +98,9 @@ def _meta(sizes: Sizes) -> dict:
     return dict(classes=tuple(str(c) for c in range(sizes.classes)))
 
 
-def train_loader(items, sizes: Sizes):
-    """A new loader with a new InfiniteSampler: one per training (it feeds one Runner only)."""
+def train_loader(items, sizes: Sizes, workers: int = 0):
+    """A new loader with a new InfiniteSampler: one per training (it feeds one Runner only); with
+    ``workers`` (the preset's, on a GPU) loader processes and pinned memory, as a run's loader."""
     from mmengine.dataset import InfiniteSampler, pseudo_collate
     from torch.utils.data import DataLoader
 
@@ -163,8 +108,14 @@ def train_loader(items, sizes: Sizes):
 
     train = ItemDataset(items, [dict(type="LoadImageFromNDArray"), dict(type="RandomCrop", crop_size=sizes.crop),
                                 dict(type="PackSegInputs")], _meta(sizes))
+    options = dict(num_workers=workers, pin_memory=workers > 0, persistent_workers=workers > 0)
     return DataLoader(train, batch_size=sizes.batch, sampler=InfiniteSampler(train, seed=0),
-                      collate_fn=pseudo_collate)
+                      collate_fn=pseudo_collate, **options)
+
+
+def loader_workers(device) -> int:
+    """The paper preset's loader workers on a GPU (what a run's loader has); none on the CPU."""
+    return int(paper_preset().data.get("num_workers", 0)) if is_cuda(device) else 0
 
 
 class ItemPool:
@@ -228,7 +179,7 @@ def train_rate(make_model, items, sizes: Sizes, amp: bool, device, work: Path, l
     model = make_model()
     seconds = {}
     for phase, iters in (("warm-up", 1), ("timed", sizes.iters)):
-        loader = train_loader(items, sizes)
+        loader = train_loader(items, sizes, loader_workers(device))
         release(device)
         start = time.perf_counter()
         train_one_cycle(model, loader, schedule, iters, work / f"{'amp' if amp else 'fp32'}-{phase}", 0, amp)
@@ -365,6 +316,9 @@ def measure(device: str, tiny: bool) -> dict:
     from strategies import STRATEGIES, scores_alone
 
     register_mmseg()
+    from strategies import scoring_backend
+
+    kernels = scoring_backend(device)  # BalEnt's kernel settled (on a GPU compiled, checked) before any timing
     preset = paper_preset()
     classes = len(get_dataset(PAPER_DATASET).classes)
     sizes = replace(TINY, classes=classes) if tiny else paper_sizes(preset, classes)
@@ -380,10 +334,24 @@ def measure(device: str, tiny: bool) -> dict:
     model = trainings["fp32"].pop("model")
     trainings["amp"].pop("model")
     release(device)
+    from benchmark.perf import gpu_pace
+
+    peer = gpu_pace.peer(lambda: load_model(PAPER_MODEL, classes, device), items, sizes, device, is_cuda(device))
+    release(device)
     forward = forward_seconds(model, pool, device)
     mc = mc_and_scores(model, pool, sizes, device, names)
     agree = agreement(mc.pop("kept"), device, names, sizes)
     clicks = click_agreement(model, sizes, device)
+    balent = balent_on_device(device, sizes)
+    release(device)
+    # two `benchmark run` commands: minutes on this CPU, so on a GPU only (tests check the pieces)
+    workers = gpu_pace.runs_per_hour(device, tiny) if is_cuda(device) else None
+    total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30 if is_cuda(device) else None
+    peaks = [t["peak_gib"] for t in trainings.values() if t["peak_gib"]]
+    from benchmark.execution.workers import available_cores
+
+    sharing = gpu_pace.paper_workers(min(peaks) if peaks else None, total_gib, available_cores(),
+                                     len(STRATEGIES.names()) * len(preset.active_learning.seeds))
     protocol = paper_protocol(preset)
     estimate = protocol_estimate(protocol, trainings["fp32"]["iterations_per_second"], forward,
                                  mc["mc_seconds"], mc["scoring_seconds"])
@@ -392,7 +360,18 @@ def measure(device: str, tiny: bool) -> dict:
     return dict(device=device, tiny=tiny, provenance=provenance_line(device),
                 sizes=dict(vars(sizes)), trainings=trainings, training_log=log, forward_seconds=forward, **mc,
                 agreement=agree, clicks=clicks, protocol=dict(vars(protocol)), estimate=estimate,
-                estimate_amp=estimate_amp)
+                estimate_amp=estimate_amp, scoring_kernels=kernels, balent=balent, peer=peer, workers=workers,
+                paper_workers=sharing)
+
+
+def balent_on_device(device: str, sizes: Sizes) -> dict:
+    """BalEnt's throughput against BALD's on one image of the check's size, and its accuracy
+    against 40 digits, on the device (``benchmark.perf.balent_device``)."""
+    from benchmark.perf import balent_device
+
+    return dict(throughput=balent_device.throughput(device, sizes.classes, sizes.height, sizes.width,
+                                                    sizes.mc_samples, repeats=3 if sizes is TINY else 7),
+                accuracy=balent_device.accuracy(device))
 
 
 def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
@@ -400,7 +379,10 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
     if is_cuda(device) and not torch.cuda.is_available():
         raise UsageError("--gpu-check needs a CUDA GPU and torch sees none: run it on a machine with one "
                          "(and a CUDA build of torch)")
+    from benchmark.perf.gpu_pace import verdicts
+
     out = measure(device, tiny)
+    out["verdicts"] = verdicts(out)
     sizes = Sizes(**out["sizes"])
     console.print(f"GPU check on {device}: {out['provenance']}")
     console.print(f"{sizes.images} synthetic images of {sizes.height}x{sizes.width}, {sizes.classes} classes "
@@ -412,6 +394,9 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
     for t in out["trainings"].values():
         table.add_row(f"training, crops {sizes.crop[0]}x{sizes.crop[1]}, batch {sizes.batch}{t['label']} "
                       f"(iterations/s)", f"{t['iterations_per_second']:.2f}", _shown_peak(t["peak_gib"]))
+    peer = out["peer"]
+    table.add_row(f"peer: plain PyTorch loop{', bf16 autocast' if peer['amp'] else ', fp32'}, {peer['workers']} "
+                  "loader workers (iterations/s)", f"{peer['iterations_per_second']:.2f}", _shown_peak(peer["peak_gib"]))
     table.add_row("one forward pass, evaluation's cost (s per image)", f"{out['forward_seconds']:.3f}", "")
     table.add_row(f"last-layer MC dropout, m = {sizes.mc_samples} (s per image)", f"{out['mc_seconds']:.3f}",
                   _shown_peak(out["peak_gib"]))
@@ -430,8 +415,31 @@ def gpu_check(console, device: str = "cuda", tiny: bool = False) -> dict:
     console.print(f"clicks, {device} vs CPU ({c['images']} images): cycle 0's {c['cycle0_clicks']} clicks "
                   f"{'identical' if c['cycle0_identical'] else 'DIFFERENT'}; one random acquisition's "
                   f"{c['random_clicks']} clicks {'identical' if c['random_identical'] else 'DIFFERENT'}")
+    print_balent(console, out["balent"], device)
     print_estimate(console, out, tiny)
+    from benchmark.perf.gpu_pace import print_verdicts
+
+    print_verdicts(console, out, tiny)
     return out
+
+
+BALENT_GOAL = 0.25  # issue 27: BalEnt at least 25% of BALD's throughput on CUDA
+
+
+def print_balent(console, balent: dict, device: str) -> None:
+    t, a = balent["throughput"], balent["accuracy"]
+    c, h, w = t["size"]
+    kernel = t["kernel"] + (f" ({t['kernel_why_torch']})" if t["kernel_why_torch"] else "")
+    console.print(f"BalEnt on {device}, one {h}x{w} image, C = {c}, kernel: {kernel}: score "
+                  f"{t['balent']['score_seconds'] * 1e3:.2f} ms against BALD's {t['bald']['score_seconds'] * 1e3:.2f} "
+                  f"ms: [bold]{100 * t['ratio_score']:.1f}% of BALD's throughput[/bold]; score + topn selection "
+                  f"{t['balent']['score_and_select_seconds'] * 1e3:.2f} against {t['bald']['score_and_select_seconds'] * 1e3:.2f}"
+                  f" ms: [bold]{100 * t['ratio_score_and_select']:.1f}%[/bold] (goal: {100 * BALENT_GOAL:.0f}%; "
+                  f"issue 27's H200 baseline: 0.2%, 49.7 ms)")
+    console.print(f"BalEnt's accuracy on {device}: worst relative error {a['worst_relative_error']:.2g} against a 40-digit "
+                  f"evaluation over {a['pixels']} confident, uncertain, constant and near-degenerate pixels "
+                  f"(-inf pixels {'the same' if a['same_infinite'] else 'DIFFERENT'}); the CPU kernel's bound "
+                  f"{a['bound']:g}: {'within' if a['within'] else 'NOT within'}")
 
 
 def print_estimate(console, out: dict, tiny: bool) -> None:

@@ -3,7 +3,8 @@ kernels behind one entry point that compute its costly part, the posterior term.
 
 formula.py       the formulas (fit, posterior term's parts, BalEnt, acquisition value, regime)
 beta_entropy.py  the float64 differential entropy of Beta(1 + alpha, beta) in torch
-kernel.py        the one entry point: the native kernel where it takes the statistics, else torch
+kernel.py        the one entry point: native kernel (CPU), compiled kernel (GPU), else the torch kernel
+compiled_kernel.py the posterior term as one pure function for torch.compile (the GPU kernel)
 torch_kernel.py  the posterior term in eager torch (any device; the reference)
 native_kernel.py the posterior term compiled (CPU): posterior_term.cpp + posterior_term_kernel.h, built with torch.utils.cpp_extension
 scores.py        BalEnt of a PixelPosterior: the term kept and shared, the scores, the regime

@@ -1,15 +1,19 @@
 """BalEnt's posterior term from one entry point, whichever kernel computes it.
 
-Two kernels compute the parts of S (``formula.PosteriorTerm``) for ``[..., C, H, W]`` statistics:
-the native kernel (``native_kernel``: compiled C++, one fused pass, on a CPU) and the torch kernel
-(``torch_kernel``: eager torch, any device, the reference). ``posterior_term_and_scores`` is the
-one place that chooses: the native kernel wherever it takes the statistics (CPU, float32 or
-float64, available), the torch kernel elsewhere (a GPU, another dtype, no compiler, switched
-off, or within ``torch_kernel_only()``). Whether the native kernel is available is settled once
-per process, by ``prepare()`` (the harness calls it before its first cycle, so that neither a
-build nor a load falls into a timed scoring; without it, the first use settles it). Both kernels
-give the same values to rounding (tests/test_strategies/test_native_kernel.py), so results do not
-depend on which one ran; ``scoring_backend()`` records which one did.
+Three kernels compute the parts of S (``formula.PosteriorTerm``) for ``[..., C, H, W]``
+statistics: the native kernel (``native_kernel``: compiled C++, one fused pass, on a CPU), the
+compiled kernel (``compiled_kernel``: one pure torch function fused by ``torch.compile``, on a GPU)
+and the torch kernel (``torch_kernel``: eager torch, any device, the reference).
+``posterior_term_and_scores`` is the one place that chooses (``backend_for``): the native kernel
+wherever it takes the statistics (CPU, float32 or float64, available), the compiled kernel on a
+GPU where torch has Triton, the torch kernel elsewhere (another dtype, no compiler, switched off,
+a compiled kernel that failed its check, or within ``torch_kernel_only()``). Whether the native
+or compiled kernel is available is settled once per process and device type, by
+``prepare(device)`` (the harness calls it, through ``scoring_backend``, before its first cycle, so
+that neither a build, a compile nor a load falls into a timed scoring; without it, the first use
+settles it). The kernels give the same values to rounding (tests/test_strategies/
+test_native_kernel.py, test_compiled_kernel.py), so results do not depend on which one ran;
+``scoring_backend()`` records which one did.
 
 Saturation: a class with an invalid fit contributes 0 to S, except in one case. When the
 dominant class (mean p > 1/2, complement q) has p q <= 1e-9, its clamped variance 1e-9 exceeds
@@ -30,7 +34,7 @@ from contextlib import contextmanager
 
 import torch
 
-from strategies.balent import native_kernel, torch_kernel
+from strategies.balent import compiled_kernel, native_kernel, torch_kernel
 from strategies.balent.formula import PosteriorTerm, balanced_entropy_from, balent_acquisition
 from strategies.posterior import CLASS_DIM
 
@@ -39,8 +43,20 @@ _forced_torch = [False]  # within torch_kernel_only()
 
 
 def usable_for(mean: torch.Tensor) -> bool:
-    """Whether the native kernel computes the term for these statistics (else the torch kernel)."""
-    return not _forced_torch[0] and native_kernel.takes(mean)
+    """Whether the native kernel computes the term for these statistics."""
+    return backend_for(mean) == "native"
+
+
+def backend_for(mean: torch.Tensor) -> str:
+    """Which kernel computes the term for these statistics: "native" (a CPU), "compiled" (a GPU
+    with Triton) or "torch" (anything else, and within ``torch_kernel_only()``)."""
+    if _forced_torch[0]:
+        return "torch"
+    if native_kernel.takes(mean):
+        return "native"
+    if compiled_kernel.takes(mean):
+        return "compiled"
+    return "torch"
 
 
 @contextmanager
@@ -54,11 +70,15 @@ def torch_kernel_only():
         _forced_torch[0] = previous
 
 
-def prepare() -> bool:
-    """Settle this process's kernel now: build the native kernel if this machine has not yet
-    (once, whatever the number of processes starting together), load it; a warning where it is
-    unavailable. True when the native kernel is available. Call it before any timed scoring."""
-    return native_kernel.prepare()
+def prepare(device: torch.device | str = "cpu") -> bool:
+    """Settle this process's kernel for ``device`` now: on a CPU, build the native kernel if this
+    machine has not yet (once, whatever the number of processes starting together) and load it;
+    on a GPU, compile the compiled kernel and check it against the torch kernel. A warning where
+    it is unavailable. True when the native (CPU) or compiled (GPU) kernel runs. Call it before
+    any timed scoring."""
+    if torch.device(device).type == "cpu":
+        return native_kernel.prepare()
+    return compiled_kernel.prepare(device)
 
 
 def describe() -> str:
@@ -75,9 +95,17 @@ def scoring_backend(device: torch.device | str = "cpu") -> dict[str, str | None]
     ``balent_kernel_build`` (its build: flags, compiler, torch, the build's name) and
     ``balent_kernel_why_torch`` (why the torch kernel runs); the fields that do not apply are None."""
     on_cpu = torch.device(device).type == "cpu"
-    info = native_kernel.build() if on_cpu else None
+    if not on_cpu:
+        if prepare(device):
+            return dict(balent_kernel="compiled", balent_kernel_isa=None,
+                        balent_kernel_build=f"torch.compile (inductor), torch {torch.__version__}",
+                        balent_kernel_why_torch=None)
+        why = compiled_kernel.unavailable_reason(torch.device(device).type)
+        return dict(balent_kernel="torch", balent_kernel_isa=None, balent_kernel_build=None,
+                    balent_kernel_why_torch=f"compiled kernel: {why}")
+    info = native_kernel.build()
     if info is None:
-        why = native_kernel.unavailable_reason() if on_cpu else f"{torch.device(device).type}: the torch kernel's device"
+        why = native_kernel.unavailable_reason()
         return dict(balent_kernel="torch", balent_kernel_isa=None, balent_kernel_build=None,
                     balent_kernel_why_torch=why)
     threads = "torch's threads (OpenMP)" if info["parallel"] else "one thread (no OpenMP)"
@@ -103,7 +131,12 @@ def posterior_term_and_scores(mean: torch.Tensor, var: torch.Tensor,
     mean3 = mean.reshape(-1, c, mean.shape[-2] * mean.shape[-1])  # [B, C, P]
     var3 = var.reshape(mean3.shape)
     scores = None
-    if var.dtype == mean.dtype and usable_for(mean):
+    backend = backend_for(mean)
+    if backend == "compiled":
+        fused = compiled_or_none(mean3, var3, entropy, spatial, floored)
+        if fused is not None:
+            return fused
+    if var.dtype == mean.dtype and backend == "native":
         fused = (entropy is not None and entropy.dtype == mean.dtype and entropy.shape == spatial)
         h = entropy.reshape(mean3.shape[0], mean3.shape[2]).contiguous() if fused else None
         finite, saturated, fitted, scores = native_kernel.posterior_term_images(
@@ -117,6 +150,23 @@ def posterior_term_and_scores(mean: torch.Tensor, var: torch.Tensor,
     if scores is not None:
         return term, scores.reshape(spatial)
     return term, None if entropy is None else acquisition(term, entropy)
+
+
+def compiled_or_none(mean3: torch.Tensor, var3: torch.Tensor, entropy: torch.Tensor | None,
+                     spatial: torch.Size, floored: bool) -> tuple[PosteriorTerm, torch.Tensor | None] | None:
+    """The compiled kernel's term (and scores, with ``entropy``) reshaped to ``spatial``; None
+    when it fails here (then it is switched off with a warning, and the caller runs the torch kernel)."""
+    fused = entropy is not None and entropy.shape == spatial
+    h = entropy.reshape(mean3.shape[0], mean3.shape[2]) if fused else None
+    try:
+        finite, saturated, fitted, scores = compiled_kernel.run(mean3, var3, h, floored)
+    except Exception as error:  # noqa: BLE001  inductor/Triton errors have no common type
+        compiled_kernel.switch_off(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        return None
+    term = PosteriorTerm(*(t.reshape(spatial) for t in (finite, saturated, fitted)))
+    if scores is None:
+        return term, None if entropy is None else acquisition(term, entropy)
+    return term, scores.reshape(spatial)
 
 
 def acquisition(term: PosteriorTerm, entropy: torch.Tensor) -> torch.Tensor:

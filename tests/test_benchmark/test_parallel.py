@@ -28,13 +28,14 @@ def test_auto_is_one_worker_per_core_on_the_cpu_and_one_elsewhere(monkeypatch):
 
 def test_an_explicit_count_is_capped_by_the_runs():
     assert resolve_workers("3", runs(), "cpu", "ground-truth", 1) == 3
+    assert resolve_workers("3", runs(), "cuda:1", "ground-truth", 1) == 3  # runs sharing one GPU
     assert resolve_workers("8", runs(seeds=(0,), strategies=("a",), supervised=False), "cpu", "ground-truth", 1) == 1
 
 
 @pytest.mark.parametrize("value, device, oracle, gpus, phrase", [
     ("0", "cpu", "ground-truth", 1, "below 1"),
     ("x", "cpu", "ground-truth", 1, "not a count"),
-    ("2", "cuda", "ground-truth", 1, "one device"),
+    ("2", "mps", "ground-truth", 1, "only on cuda"),
     ("2", "cpu", "file", 1, "one at a time"),
     ("2", "cpu", "ground-truth", 2, "several GPUs"),
 ])

@@ -216,3 +216,31 @@ def test_badges_factorised_form_holds_less_than_the_explicit_one_and_picks_the_s
     assert held == pytest.approx(5 * 16 / (5 + 16))  # tiny sizes: n x C x d against n x (C + d)
     assert set(sections["7"]["per_image_ms"]) == {"coreset", "badge", "class_balanced"}
     assert all(positive(ms) for ms in sections["7"]["per_image_ms"].values())
+
+
+def test_gpu_check_prints_balents_throughput_against_balds_and_its_accuracy(gpu_check_on_cpu):
+    """On the CPU the native kernel scores (the GPU's compiled kernel is chosen on CUDA only); the
+    path that times both, computes the ratios and compares with the 40-digit values is the GPU's."""
+    stdout, out = gpu_check_on_cpu
+    throughput, accuracy = out["balent"]["throughput"], out["balent"]["accuracy"]
+    assert throughput["kernel"] in ("native", "torch") and out["scoring_kernels"]["balent_kernel"] == throughput["kernel"]
+    for name in ("bald", "balent"):
+        assert positive(throughput[name]["score_seconds"]) and positive(throughput[name]["score_and_select_seconds"])
+    assert throughput["ratio_score"] == pytest.approx(throughput["bald"]["score_seconds"] / throughput["balent"]["score_seconds"])
+    assert accuracy["pixels"] == 320 and accuracy["same_infinite"] and accuracy["within"]
+    assert accuracy["worst_relative_error"] <= 1e-12
+    text = " ".join(stdout.split())
+    assert "of BALD's throughput" in text and "40-digit" in text and "NOT within" not in text
+
+
+def test_gpu_check_times_the_peer_and_prints_the_verdicts(gpu_check_on_cpu):
+    """The peer (plain PyTorch loop, 2 loader workers here) trained on the check's images; the
+    verdicts of issue 27 computed from the check's own numbers; runs per hour on a GPU only."""
+    stdout, out = gpu_check_on_cpu
+    assert positive(out["peer"]["iterations_per_second"]) and out["peer"]["workers"] == 2 and not out["peer"]["amp"]
+    v = out["verdicts"]
+    assert v["harness_vs_peer"] == pytest.approx(
+        max(t["iterations_per_second"] for t in out["trainings"].values()) / out["peer"]["iterations_per_second"])
+    assert positive(v["gpu_hours_before"]) and positive(v["gpu_hours_after"]) and out["workers"] is None
+    text = " ".join(stdout.split())
+    assert "verdicts" in text and "the peer's" in text and "paper protocol GPU-hours" in text

@@ -1,0 +1,153 @@
+"""BalEnt on the check's device: its pool throughput against BALD's at Cityscapes' size, and its
+accuracy against a 40-digit evaluation (``perf --gpu-check``).
+
+Throughput: posteriors of ``height x width`` pixels and C classes (means and variances of m
+softmax samples, float32, as the harness makes them) on the device; per image the median time of
+BALD's and BalEnt's ``score`` alone and of ``score`` + the ``topn`` selection (what the CPU's pool
+throughput, ``perf --sections 2``, counts), each strategy on its own copy of the posterior (no
+cached BalEnt term). BalEnt's kernel is settled first (``strategies.scoring_backend``: on a GPU it
+compiles and checks the compiled kernel), so no compile falls into the timing.
+
+Accuracy: confident, very uncertain, constant, near-degenerate and ordinary pixels (the groups
+of the CPU kernel's accuracy test, tests/test_strategies/test_builtin_strategies.py), scored by
+``balent`` on the device from float64 statistics, against BalEnt's acquisition value evaluated
+with mpmath at 40 digits from the method, written out here independently of ``strategies/``
+(docs/writing_a_strategy.md, "BalEnt at saturation"). The bound is the CPU kernel's test bound.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+ACCURACY_BOUND = 1e-12  # the CPU kernels' bound in tests/test_strategies/test_builtin_strategies.py
+FLOOR, TOLERANCE, SIMPLEX_TOLERANCE = 1e-9, 1e-12, 1e-2  # the method's constants, restated
+
+
+def _softmax_samples(m: int, shape: tuple[int, ...], seed: int, spread: float = 1.0,
+                     scale: float = 2.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = scale * torch.randn(shape, generator=g, dtype=torch.float64)
+    noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
+    return torch.softmax(base + noise, dim=-3)
+
+
+def accuracy_samples() -> torch.Tensor:
+    """[20, 5, 8, 40] float64: confident, uncertain, constant, near-degenerate, ordinary pixels."""
+    groups = [_softmax_samples(20, (5, 8, 8), 1, spread=0.01, scale=6.0),
+              _softmax_samples(20, (5, 8, 8), 2, spread=2.0, scale=0.1),
+              _softmax_samples(1, (5, 8, 8), 3, scale=3.0).expand(20, 5, 8, 8),
+              _softmax_samples(20, (5, 8, 8), 4, spread=1e-4, scale=8.0),
+              _softmax_samples(20, (5, 8, 8), 5)]
+    return torch.cat(groups, dim=-1)
+
+
+def mpmath_balent(mean: list[float], var: list[float], dps: int = 40) -> float:
+    """BalEnt's acquisition value of one pixel (means and variances of its C classes) at ``dps``
+    digits: the top class's complement from the other classes' means (on the simplex), the Beta
+    fit by moments, S = sum min(0, p h), BalEnt = (S + H) / (H + log 2), then 1/BalEnt, BalEnt
+    or -inf; -inf where the dominant class is past the variance clamp."""
+    import mpmath
+
+    with mpmath.workdps(dps):
+        means = [mpmath.mpf(mu) for mu in mean]
+        top = max(range(len(means)), key=lambda c: means[c])
+        others = mpmath.fsum(means[c] for c in range(len(means)) if c != top)
+        if abs(others + means[top] - 1) > SIMPLEX_TOLERANCE:
+            others = 1 - means[top]
+        s = mpmath.mpf(0)
+        big_h = -mpmath.fsum(mu * mpmath.log(mu) for mu in means if mu > 0)
+        for c, sigma2 in enumerate(var):
+            p = 1 - others if c == top else means[c]
+            q = others if c == top else 1 - means[c]
+            p, v = max(p, mpmath.mpf(FLOOR)), max(mpmath.mpf(sigma2), mpmath.mpf(FLOOR))
+            alpha = p * p * q / v - p
+            beta = q / p * alpha
+            if alpha <= TOLERANCE * p or beta <= 0:
+                if c == top and sigma2 < FLOOR and p > 0.5:
+                    return -math.inf
+                continue
+            h = (mpmath.log(mpmath.beta(alpha + 1, beta)) - alpha * mpmath.digamma(alpha + 1)
+                 - (beta - 1) * mpmath.digamma(beta) + (alpha + beta - 1) * mpmath.digamma(alpha + beta + 1))
+            s += min(mpmath.mpf(0), p * h)
+        balent = (s + big_h) / (big_h + mpmath.log(2))
+        if balent > 0:
+            return float(1 / balent)
+        return float(balent) if balent < 0 else -math.inf
+
+
+def accuracy(device) -> dict:
+    """``balent``'s scores on ``device`` against the 40-digit values: the worst relative error over
+    the finite ones, whether the -inf pixels are the same, and the bound."""
+    from strategies import PixelPosterior, build_strategy
+
+    post = PixelPosterior.from_samples(accuracy_samples().to(device))
+    ours = build_strategy("balent").score(post).cpu().double()
+    mean, var = post.mean.cpu(), post.variance.cpu()
+    ref = torch.tensor([[mpmath_balent(mean[:, y, x].tolist(), var[:, y, x].tolist())
+                         for x in range(mean.shape[2])] for y in range(mean.shape[1])], dtype=torch.float64)
+    same_infinite = bool(torch.equal(torch.isfinite(ours), torch.isfinite(ref)))
+    finite = torch.isfinite(ref) & torch.isfinite(ours)
+    worst = float(((ours - ref).abs() / ref.abs())[finite].max()) if bool(finite.any()) else 0.0
+    return dict(pixels=int(ref.numel()), worst_relative_error=worst, same_infinite=same_infinite,
+                bound=ACCURACY_BOUND, within=bool(same_infinite and worst <= ACCURACY_BOUND))
+
+
+def synthetic_posterior(classes: int, height: int, width: int, mc_samples: int, device, seed: int = 0):
+    """A PixelPosterior of ``mc_samples`` softmax samples (float32 statistics, as the harness's)."""
+    from strategies import PosteriorAccumulator
+
+    g = torch.Generator(device=device).manual_seed(seed)  # drawn on the device: quick at 1024x2048
+    base = 3.0 * torch.randn(classes, height, width, generator=g, device=device)
+    acc = PosteriorAccumulator()
+    for _ in range(mc_samples):
+        noise = torch.randn(classes, height, width, generator=g, device=device)
+        acc.add(torch.softmax(base + noise, dim=0))
+    return acc.finalize()
+
+
+def _timed(fn, device, repeats: int) -> float:
+    from benchmark.runtime.timing import synchronize
+
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def throughput(device, classes: int, height: int, width: int, mc_samples: int, repeats: int,
+               pixels_per_image: int = 5) -> dict:
+    """Seconds per image of BALD and BalEnt (score alone; score + topn selection) and the ratios
+    of BalEnt's throughput to BALD's."""
+    from strategies import build_selector, build_strategy, scoring_backend
+
+    backend = scoring_backend(device)  # compiles and checks the GPU's kernel before any timing
+    post = synthetic_posterior(classes, height, width, mc_samples, device)
+    labelled = torch.zeros(height, width, dtype=torch.bool, device=device)
+    selector = build_selector("topn")
+    out: dict = dict(kernel=backend["balent_kernel"], kernel_why_torch=backend["balent_kernel_why_torch"],
+                     size=[classes, height, width])
+    for name in ("bald", "balent"):
+        strategy = build_strategy(name)
+
+        def score(strategy=strategy):
+            return strategy.score(replace(post), generator=torch.Generator().manual_seed(0))
+
+        def score_and_select(score=score):
+            return selector.select(score(), labelled, n=pixels_per_image,
+                                   generator=torch.Generator().manual_seed(0))
+
+        score()  # warm-up (a first call's allocations, a GPU's lazy initialisation)
+        out[name] = dict(score_seconds=_timed(score, device, repeats),
+                         score_and_select_seconds=_timed(score_and_select, device, repeats))
+    out["ratio_score"] = out["bald"]["score_seconds"] / out["balent"]["score_seconds"]
+    out["ratio_score_and_select"] = (out["bald"]["score_and_select_seconds"]
+                                     / out["balent"]["score_and_select_seconds"])
+    return out
