@@ -11,72 +11,18 @@ compiles and checks the compiled kernel), so no compile falls into the timing.
 Accuracy: confident, very uncertain, constant, near-degenerate and ordinary pixels (the groups
 of the CPU kernel's accuracy test, tests/test_strategies/test_builtin_strategies.py), scored by
 ``balent`` on the device from float64 statistics, against BalEnt's acquisition value evaluated
-with mpmath at 40 digits from the method, written out here independently of ``strategies/``
-(docs/writing_a_strategy.md, "BalEnt at saturation"). The bound is the CPU kernel's test bound.
+with mpmath at 40 digits from the method (``perf/balent_reference.py``, independent of
+``strategies/``; the CPU kernels' tests use the same reference and the same bound).
 """
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import replace
 
 import torch
 
-ACCURACY_BOUND = 1e-12  # the CPU kernels' bound in tests/test_strategies/test_builtin_strategies.py
-FLOOR, TOLERANCE, SIMPLEX_TOLERANCE = 1e-9, 1e-12, 1e-2  # the method's constants, restated
-
-
-def _softmax_samples(m: int, shape: tuple[int, ...], seed: int, spread: float = 1.0,
-                     scale: float = 2.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    base = scale * torch.randn(shape, generator=g, dtype=torch.float64)
-    noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
-    return torch.softmax(base + noise, dim=-3)
-
-
-def accuracy_samples() -> torch.Tensor:
-    """[20, 5, 8, 40] float64: confident, uncertain, constant, near-degenerate, ordinary pixels."""
-    groups = [_softmax_samples(20, (5, 8, 8), 1, spread=0.01, scale=6.0),
-              _softmax_samples(20, (5, 8, 8), 2, spread=2.0, scale=0.1),
-              _softmax_samples(1, (5, 8, 8), 3, scale=3.0).expand(20, 5, 8, 8),
-              _softmax_samples(20, (5, 8, 8), 4, spread=1e-4, scale=8.0),
-              _softmax_samples(20, (5, 8, 8), 5)]
-    return torch.cat(groups, dim=-1)
-
-
-def mpmath_balent(mean: list[float], var: list[float], dps: int = 40) -> float:
-    """BalEnt's acquisition value of one pixel (means and variances of its C classes) at ``dps``
-    digits: the top class's complement from the other classes' means (on the simplex), the Beta
-    fit by moments, S = sum min(0, p h), BalEnt = (S + H) / (H + log 2), then 1/BalEnt, BalEnt
-    or -inf; -inf where the dominant class is past the variance clamp."""
-    import mpmath
-
-    with mpmath.workdps(dps):
-        means = [mpmath.mpf(mu) for mu in mean]
-        top = max(range(len(means)), key=lambda c: means[c])
-        others = mpmath.fsum(means[c] for c in range(len(means)) if c != top)
-        if abs(others + means[top] - 1) > SIMPLEX_TOLERANCE:
-            others = 1 - means[top]
-        s = mpmath.mpf(0)
-        big_h = -mpmath.fsum(mu * mpmath.log(mu) for mu in means if mu > 0)
-        for c, sigma2 in enumerate(var):
-            p = 1 - others if c == top else means[c]
-            q = others if c == top else 1 - means[c]
-            p, v = max(p, mpmath.mpf(FLOOR)), max(mpmath.mpf(sigma2), mpmath.mpf(FLOOR))
-            alpha = p * p * q / v - p
-            beta = q / p * alpha
-            if alpha <= TOLERANCE * p or beta <= 0:
-                if c == top and sigma2 < FLOOR and p > 0.5:
-                    return -math.inf
-                continue
-            h = (mpmath.log(mpmath.beta(alpha + 1, beta)) - alpha * mpmath.digamma(alpha + 1)
-                 - (beta - 1) * mpmath.digamma(beta) + (alpha + beta - 1) * mpmath.digamma(alpha + beta + 1))
-            s += min(mpmath.mpf(0), p * h)
-        balent = (s + big_h) / (big_h + mpmath.log(2))
-        if balent > 0:
-            return float(1 / balent)
-        return float(balent) if balent < 0 else -math.inf
+from benchmark.perf.balent_reference import ACCURACY_BOUND, accuracy_samples, balent_acquisition_mpmath
 
 
 def accuracy(device) -> dict:
@@ -87,7 +33,7 @@ def accuracy(device) -> dict:
     post = PixelPosterior.from_samples(accuracy_samples().to(device))
     ours = build_strategy("balent").score(post).cpu().double()
     mean, var = post.mean.cpu(), post.variance.cpu()
-    ref = torch.tensor([[mpmath_balent(mean[:, y, x].tolist(), var[:, y, x].tolist())
+    ref = torch.tensor([[balent_acquisition_mpmath(mean[:, y, x].tolist(), var[:, y, x].tolist())
                          for x in range(mean.shape[2])] for y in range(mean.shape[1])], dtype=torch.float64)
     same_infinite = bool(torch.equal(torch.isfinite(ours), torch.isfinite(ref)))
     finite = torch.isfinite(ref) & torch.isfinite(ours)

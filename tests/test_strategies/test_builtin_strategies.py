@@ -8,9 +8,14 @@ import pytest
 import scipy.stats
 import torch
 
+from benchmark.perf.balent_reference import (
+    ACCURACY_BOUND,
+    accuracy_samples,
+    balent_acquisition_mpmath,
+    balent_acquisition_scipy,
+)
 from strategies import PixelPosterior, build_strategy
 from strategies.uncertainty import bald, posterior_term
-from tests.test_strategies.balent_reference import balent_acquisition_mpmath, balent_acquisition_scipy
 from tests.test_strategies.conftest import softmax_samples
 
 F64 = torch.float64
@@ -94,16 +99,6 @@ def test_pbald_beta_parameter() -> None:
         build_strategy(dict(type="pbald", beta=0.0))
 
 
-def _accuracy_probs() -> torch.Tensor:
-    """[20, 5, 8, 40] float64: confident, uncertain, constant, near-degenerate, ordinary pixels."""
-    groups = [softmax_samples(20, (5, 8, 8), 1, spread=0.01, scale=6.0),
-              softmax_samples(20, (5, 8, 8), 2, spread=2.0, scale=0.1),
-              softmax_samples(1, (5, 8, 8), 3, scale=3.0).expand(20, 5, 8, 8),
-              softmax_samples(20, (5, 8, 8), 4, spread=1e-4, scale=8.0),
-              softmax_samples(20, (5, 8, 8), 5)]
-    return torch.cat(groups, dim=-1)
-
-
 def _worst_relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
     assert np.array_equal(np.isfinite(ours), np.isfinite(ref))
     finite = np.isfinite(ref)
@@ -112,7 +107,7 @@ def _worst_relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
 
 @pytest.mark.usefixtures("posterior_kernel")
 def test_balent_matches_scipy_float64(record_property: pytest.RecordProperty) -> None:
-    post = PixelPosterior.from_samples(_accuracy_probs())
+    post = PixelPosterior.from_samples(accuracy_samples())
     ours = build_strategy("balent").score(post).numpy()
     ref = balent_acquisition_scipy(post.mean.numpy(), post.variance.numpy())
     worst = _worst_relative_error(ours, ref)
@@ -125,7 +120,7 @@ def test_balent_matches_scipy_float64(record_property: pytest.RecordProperty) ->
 @pytest.mark.usefixtures("posterior_kernel")
 def test_balent_matches_40_digit_reference(record_property: pytest.RecordProperty) -> None:
     pytest.importorskip("mpmath")
-    post = PixelPosterior.from_samples(_accuracy_probs())
+    post = PixelPosterior.from_samples(accuracy_samples())
     ours = build_strategy("balent").score(post).numpy()
     mean, var = post.mean.numpy(), post.variance.numpy()
     ref = np.array([[balent_acquisition_mpmath(mean[:, y, x], var[:, y, x])
@@ -133,7 +128,7 @@ def test_balent_matches_40_digit_reference(record_property: pytest.RecordPropert
     worst = _worst_relative_error(ours, ref)
     record_property("balent_worst_rel_error_vs_mpmath", worst)
     print(f"balent worst relative error vs 40-digit mpmath: {worst:.3g}")
-    assert worst < 1e-12
+    assert worst < ACCURACY_BOUND
 
 
 def _confident_and_uncertain() -> PixelPosterior:

@@ -13,9 +13,9 @@ import scipy.stats
 import torch
 
 from benchmark.model.mc_dropout import SoftmaxStatistics
+from benchmark.perf.balent_reference import balent_acquisition_mpmath
 from strategies import PixelPosterior, PosteriorAccumulator, build_strategy, select_top_n
 from strategies.uncertainty import entropy, posterior_term, posterior_term_parts
-from tests.test_strategies.balent_reference import balent_acquisition_mpmath
 
 pytestmark = pytest.mark.usefixtures("posterior_kernel")  # fused C kernel and torch code alike
 

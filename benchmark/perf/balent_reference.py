@@ -1,18 +1,43 @@
-"""Independent BalEnt references written from the method: scipy float64 and mpmath (40 digits).
+"""BalEnt's acquisition value written out from the method, independently of ``strategies/``: the
+references that the GPU check (``perf --gpu-check``) and the CPU kernels' tests compare ``balent``
+against.
 
 Both follow docs/writing_a_strategy.md ("BalEnt at saturation"): the top class's complement is
 the sum of the other classes' means (when the means sum to 1 within 1%), and a pixel whose
 dominant class has a fit that is invalid only because the variance clamp raised its variance is
-saturated (S = -inf).
+saturated (S = -inf). ``balent_acquisition_scipy`` is the straight float64 formula (off by up to
+~2e-7 from lgamma/digamma cancellation); ``balent_acquisition_mpmath`` evaluates one pixel at 40
+digits. ``accuracy_samples`` are the pixel groups both are checked on.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import torch
 from scipy.special import digamma, gammaln
 
-FLOOR, TOLERANCE, SIMPLEX_TOLERANCE = 1e-9, 1e-12, 1e-2
+FLOOR, TOLERANCE, SIMPLEX_TOLERANCE = 1e-9, 1e-12, 1e-2  # the method's constants, restated
+ACCURACY_BOUND = 1e-12  # how far the kernels may be from the 40-digit values (relative)
+
+
+def _softmax_samples(m: int, shape: tuple[int, ...], seed: int, spread: float = 1.0,
+                     scale: float = 2.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    base = scale * torch.randn(shape, generator=g, dtype=torch.float64)
+    noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
+    return torch.softmax(base + noise, dim=-3)
+
+
+def accuracy_samples() -> torch.Tensor:
+    """[20, 5, 8, 40] float64: confident, uncertain, constant, near-degenerate, ordinary pixels."""
+    groups = [_softmax_samples(20, (5, 8, 8), 1, spread=0.01, scale=6.0),
+              _softmax_samples(20, (5, 8, 8), 2, spread=2.0, scale=0.1),
+              _softmax_samples(1, (5, 8, 8), 3, scale=3.0).expand(20, 5, 8, 8),
+              _softmax_samples(20, (5, 8, 8), 4, spread=1e-4, scale=8.0),
+              _softmax_samples(20, (5, 8, 8), 5)]
+    return torch.cat(groups, dim=-1)
 
 
 def _mean_and_complement(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,19 +73,21 @@ def balent_acquisition_scipy(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     return np.where(saturated, -np.inf, score)
 
 
-def balent_acquisition_mpmath(mean: np.ndarray, var: np.ndarray, dps: int = 40) -> float:
-    """The acquisition value of ONE pixel (mean, var: [C]) in multi-precision arithmetic."""
+def balent_acquisition_mpmath(mean: Sequence[float], var: Sequence[float], dps: int = 40) -> float:
+    """The acquisition value of ONE pixel (the means and variances of its C classes) at ``dps``
+    digits: the Beta fit by moments, S = sum min(0, p h), BalEnt = (S + H) / (H + log 2), then
+    1/BalEnt, BalEnt or -inf."""
     import mpmath
 
     with mpmath.workdps(dps):
-        means = [mpmath.mpf(mu) for mu in mean.tolist()]
+        means = [mpmath.mpf(float(mu)) for mu in mean]
         top = max(range(len(means)), key=lambda c: means[c])
         others = mpmath.fsum(means[c] for c in range(len(means)) if c != top)
         if abs(others + means[top] - 1) > SIMPLEX_TOLERANCE:
             others = 1 - means[top]
         s = mpmath.mpf(0)
         big_h = -mpmath.fsum(mu * mpmath.log(mu) for mu in means if mu > 0)
-        for c, sigma2 in enumerate(var.tolist()):
+        for c, sigma2 in enumerate(float(v) for v in var):
             p = 1 - others if c == top else means[c]
             q = others if c == top else 1 - means[c]
             p, v = max(p, mpmath.mpf(FLOOR)), max(mpmath.mpf(sigma2), mpmath.mpf(FLOOR))
