@@ -104,11 +104,6 @@ class RunSpec:
         return asdict(self)
 
 
-def role_of(name: str) -> str:
-    """The role of the RunSpec field ``name``."""
-    return {f.name: f.metadata.get("role") for f in fields(RunSpec)}[name]
-
-
 LEGACY_FIELDS = ("unit", "unit_cost", "pixel_cost", "budget_per_image", "superpixels")  # added later
 
 

@@ -22,21 +22,23 @@ FLOOR, TOLERANCE, SIMPLEX_TOLERANCE = 1e-9, 1e-12, 1e-2  # the method's constant
 ACCURACY_BOUND = 1e-12  # how far the kernels may be from the 40-digit values (relative)
 
 
-def _softmax_samples(m: int, shape: tuple[int, ...], seed: int, spread: float = 1.0,
-                     scale: float = 2.0) -> torch.Tensor:
+def softmax_samples(m: int, shape: tuple[int, ...], seed: int, *, spread: float = 1.0,
+                    scale: float = 2.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """MC-dropout-like probabilities [m, *shape]: softmax(shared logits + per-sample noise), from
+    a seeded CPU generator (the tests' samples too)."""
     g = torch.Generator().manual_seed(seed)
     base = scale * torch.randn(shape, generator=g, dtype=torch.float64)
     noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
-    return torch.softmax(base + noise, dim=-3)
+    return torch.softmax(base + noise, dim=-3).to(dtype)
 
 
 def accuracy_samples() -> torch.Tensor:
     """[20, 5, 8, 40] float64: confident, uncertain, constant, near-degenerate, ordinary pixels."""
-    groups = [_softmax_samples(20, (5, 8, 8), 1, spread=0.01, scale=6.0),
-              _softmax_samples(20, (5, 8, 8), 2, spread=2.0, scale=0.1),
-              _softmax_samples(1, (5, 8, 8), 3, scale=3.0).expand(20, 5, 8, 8),
-              _softmax_samples(20, (5, 8, 8), 4, spread=1e-4, scale=8.0),
-              _softmax_samples(20, (5, 8, 8), 5)]
+    groups = [softmax_samples(20, (5, 8, 8), 1, spread=0.01, scale=6.0),
+              softmax_samples(20, (5, 8, 8), 2, spread=2.0, scale=0.1),
+              softmax_samples(1, (5, 8, 8), 3, scale=3.0).expand(20, 5, 8, 8),
+              softmax_samples(20, (5, 8, 8), 4, spread=1e-4, scale=8.0),
+              softmax_samples(20, (5, 8, 8), 5)]
     return torch.cat(groups, dim=-1)
 
 

@@ -11,19 +11,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # plain `pytest` without an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmark.perf.balent_reference import softmax_samples  # noqa: E402, F401  (the tests' samples)
+
 
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
-
-
-def softmax_samples(m: int, shape: tuple[int, ...], seed: int, *, spread: float = 1.0,
-                    scale: float = 2.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """MC-dropout-like probabilities [m, *shape]: softmax(shared logits + per-sample noise)."""
-    g = torch.Generator().manual_seed(seed)
-    base = scale * torch.randn(shape, generator=g, dtype=torch.float64)
-    noise = spread * torch.randn((m, *shape), generator=g, dtype=torch.float64)
-    return torch.softmax(base + noise, dim=-3).to(dtype)
 
 
 def require_native_kernel() -> None:
